@@ -49,7 +49,7 @@ PROTO_UDP = 17
 def ragged_take(
     buf: NDArray[np.uint8], off: NDArray[np.int64], idx: NDArray[np.int64]
 ) -> tuple[NDArray[np.uint8], NDArray[np.int64]]:
-    """Select rows ``idx`` of the ragged array ``(buf, off)``; returns the new buffer and offsets."""
+    """Rows ``idx`` of the ragged array ``(buf, off)``: the new buffer and offsets."""
     idx = np.asarray(idx, dtype=np.int64)
     starts = off[idx]
     lengths = off[idx + 1] - starts
@@ -164,7 +164,9 @@ class Traffic:
         tcp_len = (self.l4[:, 12] >> 4).astype(np.int64) * 4
         proto = self.proto
         return np.where(
-            proto == PROTO_TCP, tcp_len, np.where((proto == PROTO_UDP) | (proto == PROTO_ICMP), 8, 0)
+            proto == PROTO_TCP,
+            tcp_len,
+            np.where((proto == PROTO_UDP) | (proto == PROTO_ICMP), 8, 0),
         )
 
     @property
@@ -179,7 +181,7 @@ class Traffic:
     # -- selection --------------------------------------------------------------------------
 
     def take(self, idx: NDArray[np.int64] | NDArray[np.bool_]) -> Traffic:
-        """Packets ``idx`` (indices or a boolean mask), in that order; flows are kept as they are."""
+        """Packets ``idx`` (indices or a boolean mask), in that order; flows stay as they are."""
         idx = np.asarray(idx)
         if idx.dtype == np.bool_:
             idx = np.flatnonzero(idx)

@@ -30,7 +30,11 @@ __all__ = [
 
 SECOND_NS = 1_000_000_000
 #: Zeek's default inactivity timeouts (tcp_inactivity_timeout, udp_..., icmp_...), per IP protocol.
-IDLE_TIMEOUT_NS = {PROTO_TCP: 300 * SECOND_NS, PROTO_UDP: 60 * SECOND_NS, PROTO_ICMP: 60 * SECOND_NS}
+IDLE_TIMEOUT_NS = {
+    PROTO_TCP: 300 * SECOND_NS,
+    PROTO_UDP: 60 * SECOND_NS,
+    PROTO_ICMP: 60 * SECOND_NS,
+}
 
 #: ICMP query types (echo, timestamp, information, address mask): requests and their replies.
 ICMP_QUERY_TYPES = np.array([0, 8, 13, 14, 15, 16, 17, 18], np.uint8)
@@ -99,7 +103,9 @@ def _segment_ids(starts: NDArray[np.bool_]) -> NDArray[np.int64]:
     return np.cumsum(starts, dtype=np.int64) - 1
 
 
-def _first_in_segment(mask: NDArray[np.bool_], seg: NDArray[np.int64], n_seg: int) -> NDArray[np.int64]:
+def _first_in_segment(
+    mask: NDArray[np.bool_], seg: NDArray[np.int64], n_seg: int
+) -> NDArray[np.int64]:
     """Index (in sorted order) of the first row with ``mask`` set per segment, or -1."""
     first = np.full(n_seg, -1, np.int64)
     rows = np.flatnonzero(mask)
@@ -159,9 +165,7 @@ def assemble_flows(traffic: Traffic) -> Traffic:
     # originator endpoint
     s_src, s_dst = keys.src[order], keys.dst[order]
     syn_ack = is_tcp & ((flags & (_SYN | _ACK)) == (_SYN | _ACK))
-    icmp_request = (s_proto == PROTO_ICMP) & np.isin(
-        traffic.l4[order, 0], ICMP_QUERY_REQUEST_TYPES
-    )
+    icmp_request = (s_proto == PROTO_ICMP) & np.isin(traffic.l4[order, 0], ICMP_QUERY_REQUEST_TYPES)
     first_row = np.flatnonzero(starts)
     orig = s_src[first_row].copy()
     first_syn = _first_in_segment(pure_syn, seg, n_flows)

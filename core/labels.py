@@ -160,4 +160,3 @@ def label_by_csv(
         labels = id_label[inverse[len(csv_rows) :]]
     out = replace(traffic, flow_label=labels, classes=classes)
     return out, _report(out, ignored)
-

@@ -41,16 +41,31 @@ def make_traffic(pkts: list[Pkt], file: str = "test.pcap") -> Traffic:
     for i, p in enumerate(pkts):
         if p.proto == PROTO_TCP:
             doff = (20 + len(p.options)) // 4
-            l4 = struct.pack("!HHIIBBHHH", p.sport, p.dport, p.seq, p.ack, doff << 4, p.flags,
-                             65535, 0, 0) + p.options
+            l4 = (
+                struct.pack(
+                    "!HHIIBBHHH", p.sport, p.dport, p.seq, p.ack, doff << 4, p.flags, 65535, 0, 0
+                )
+                + p.options
+            )
         elif p.proto == PROTO_UDP:
             l4 = struct.pack("!HHHH", p.sport, p.dport, 8 + len(p.payload), 0)
         else:
             assert p.proto == PROTO_ICMP
             l4 = struct.pack("!BBHHH", p.icmp_type, p.icmp_code, 0, p.icmp_id, p.icmp_seq)
         total = 20 + len(l4) + len(p.payload)
-        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, total, p.ip_id, 0x4000, p.ttl, p.proto, 0,
-                         ipaddress.IPv4Address(p.src).packed, ipaddress.IPv4Address(p.dst).packed)
+        ip = struct.pack(
+            "!BBHHHBBH4s4s",
+            0x45,
+            0,
+            total,
+            p.ip_id,
+            0x4000,
+            p.ttl,
+            p.proto,
+            0,
+            ipaddress.IPv4Address(p.src).packed,
+            ipaddress.IPv4Address(p.dst).packed,
+        )
         t.ip[i, :20] = np.frombuffer(ip, np.uint8)
         t.l4[i, : len(l4)] = np.frombuffer(l4, np.uint8)
         t.ts_ns[i] = round(p.ts * 1e9)

@@ -63,8 +63,11 @@ def test_label_by_csv_on_real_ndpi_captures(shared_data: Path) -> None:
     from netdiffusion.capture import read_capture
 
     names = ["1kxun.pcap", "dns_long_domainname.pcap", "http_ipv4_ipv6.pcapng"]
-    parts = [read_capture(shared_data / "ndpi" / "pcap" / n)[0] for n in names
-             if (shared_data / "ndpi" / "pcap" / n).exists()]
+    parts = [
+        read_capture(shared_data / "ndpi" / "pcap" / n)[0]
+        for n in names
+        if (shared_data / "ndpi" / "pcap" / n).exists()
+    ]
     t = assemble_flows(Traffic.concat(parts))
     labelled, report = label_by_csv(t, shared_data / "ndpi" / "flows.csv", "ndpi_proto")
     assert report.labelled + report.unlabelled == t.n_flows

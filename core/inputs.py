@@ -1,0 +1,108 @@
+"""Reading many captures at once: expand folders, read each, report what was skipped and why."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from netdiffusion._traffic import Traffic
+from netdiffusion.capture import CaptureError, ReadReport, iter_capture
+
+__all__ = ["CAPTURE_SUFFIXES", "InputSummary", "expand_captures", "read_captures"]
+
+#: File name endings taken as captures when a folder is given.
+CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".pcap.gz", ".pcapng.gz", ".cap.gz")
+
+
+@dataclass
+class InputSummary:
+    """What a set of captures held: counts over every file, and the files refused."""
+
+    files_read: int = 0
+    packets_seen: int = 0
+    packets_kept: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    link_types: Counter[str] = field(default_factory=Counter)
+    warnings: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+    reports: list[ReadReport] = field(default_factory=list)
+
+    def add(self, report: ReadReport) -> None:
+        """Fold one file's report in."""
+        self.files_read += 1
+        self.packets_seen += report.packets_seen
+        self.packets_kept += report.packets_kept
+        self.skipped.update(report.skipped)
+        self.link_types.update(str(lt) for lt in report.link_types)
+        self.warnings.extend(f"{report.path}: {w}" for w in report.warnings)
+        self.reports.append(report)
+
+
+def expand_captures(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """Files named, plus capture files found (recursively, sorted) under folders named.
+
+    Raises FileNotFoundError (one line) for a path that does not exist, and ValueError when a
+    folder holds no capture.
+    """
+    out: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file() and p.name.lower().endswith(CAPTURE_SUFFIXES)
+            )
+            if not found:
+                raise ValueError(
+                    f"{path}: no capture files (*.pcap, *.pcapng, *.cap, .gz) in this folder"
+                )
+            out.extend(found)
+        elif path.exists():
+            out.append(path)
+        else:
+            raise FileNotFoundError(f"{path}: no such file or folder")
+    return out
+
+
+def read_captures(
+    files: list[Path],
+    *,
+    keep_payload: bool = True,
+    strict: bool = False,
+    progress: bool = True,
+    on_refused: Callable[[str], None] | None = None,
+) -> tuple[Traffic, InputSummary]:
+    """Read every file into one Traffic (``file`` indexes ``files``).
+
+    A file the reader refuses is skipped and listed in ``summary.refused`` (and passed to
+    ``on_refused``), unless ``strict``, where its CaptureError propagates.
+    """
+    summary = InputSummary()
+    parts: list[Traffic] = []
+    bar = tqdm(
+        files, unit="file", desc="reading", disable=not progress or len(files) < 2, leave=False
+    )
+    for path in bar:
+        report = ReadReport(path=str(path))
+        chunks: list[Traffic] = []
+        try:
+            for chunk in iter_capture(path, report=report):
+                if not keep_payload:
+                    chunk = chunk.with_payload(chunk.payload[:0], chunk.payload_off * 0)
+                chunks.append(chunk)
+        except CaptureError as err:
+            if strict:
+                raise
+            summary.refused.append(str(err))
+            if on_refused is not None:
+                on_refused(str(err))
+            continue
+        summary.add(report)
+        parts.extend(chunks)
+    return Traffic.concat(parts), summary

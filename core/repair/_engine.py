@@ -1,0 +1,705 @@
+"""The repair passes, vectorized over all packets and stateful per flow."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+import numpy as np
+from numpy.typing import NDArray
+
+from netdiffusion._traffic import PROTO_ICMP, PROTO_TCP, PROTO_UDP, Traffic, ragged_take
+from netdiffusion.checksum import checksum_ok, fill_checksums, ipv4_header_checksums, l4_checksums
+from netdiffusion.repair._model import RepairError, RepairReport, RepairStats
+from netdiffusion.repair._options import parse_ip_options, parse_tcp_options
+from netdiffusion.repair._segments import Segments, get_be, group_mode, mix, set_be
+
+I64 = NDArray[np.int64]
+Mask = NDArray[np.bool_]
+
+M32 = 0xFFFFFFFF
+MIN_TTL = 5
+MIN_RTT_NS = 10_000  # SYN -> SYN-ACK gap at least this (10 us)
+TS_TICK_NS = 1_000_000  # TCP timestamp clock: 1 ms
+# TCP flag bits
+FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
+# ICMP types the repair generates, and the highest valid code of each
+ICMP_ECHO_REPLY, ICMP_UNREACH, ICMP_ECHO, ICMP_TIMX = 0, 3, 8, 11
+ICMP_MAX_CODE = {ICMP_UNREACH: 15, ICMP_TIMX: 1}
+ICMP_ERR_MIN, ICMP_ERR_MAX = 28, 548  # quoted inner IPv4 header + 8 bytes; RFC 1812 576 - 28
+
+
+def repair(
+    traffic: Traffic,
+    *,
+    synthetic: bool,
+    stats: RepairStats | None = None,
+    mtu: int = 1500,
+    seed: int = 0,
+) -> tuple[Traffic, RepairReport]:
+    """Make ``traffic`` protocol-valid; returns the repaired traffic and what was changed.
+
+    ``traffic`` must have its flows assembled (``flow >= 0`` everywhere; ``direction`` 0 for the
+    originator). ``synthetic=True`` rebuilds generated traffic: one transport protocol and port
+    pair per flow, TCP handshakes and state, options, lengths, IP ids and TTLs, timing, payload
+    bytes and checksums; its output is sorted by time (stably) and may drop redundant duplicate
+    pure ACKs. ``synthetic=False`` repairs a real capture in place (order kept): checksums,
+    lengths and malformed options are fixed, everything else passes through byte-identical.
+    """
+    n = traffic.n_packets
+    if not 68 <= mtu <= 65535:
+        raise RepairError(f"repair: MTU {mtu} is outside 68..65535")
+    if n and int(traffic.flow.min()) < 0:
+        raise RepairError("repair: some packets have no flow (flow == -1); assemble flows first")
+    if n and not np.isin(traffic.direction, (0, 1)).all():
+        raise RepairError("repair: direction must be 0 (originator) or 1 (responder)")
+    if n == 0:
+        return traffic.copy(), RepairReport()
+    if synthetic:
+        return _repair_synthetic(traffic, stats, mtu, seed)
+    return _repair_real(traffic)
+
+
+# -- counting ---------------------------------------------------------------------------------
+
+
+_IP_FIELDS = (
+    ("ip_version_ihl", 0, 1),
+    ("ip_total_length", 2, 4),
+    ("ip_id", 4, 6),
+    ("ip_flags_offset", 6, 8),
+    ("ip_ttl", 8, 9),
+    ("ip_protocol", 9, 10),
+    ("ip_checksum", 10, 12),
+    ("ip_address", 12, 20),
+    ("ip_options", 20, 60),
+)
+_L4_FIELDS = {
+    PROTO_TCP: (
+        ("tcp_port", 0, 4),
+        ("tcp_seq", 4, 8),
+        ("tcp_ack", 8, 12),
+        ("tcp_offset_reserved", 12, 13),
+        ("tcp_flags", 13, 14),
+        ("tcp_window", 14, 16),
+        ("tcp_checksum", 16, 18),
+        ("tcp_urgent", 18, 20),
+        ("tcp_options", 20, 60),
+    ),
+    PROTO_UDP: (
+        ("udp_port", 0, 4),
+        ("udp_length", 4, 6),
+        ("udp_checksum", 6, 8),
+        ("udp_header", 8, 60),
+    ),
+    PROTO_ICMP: (
+        ("icmp_type_code", 0, 2),
+        ("icmp_checksum", 2, 4),
+        ("icmp_id_seq", 4, 8),
+        ("icmp_header", 8, 60),
+    ),
+}
+
+
+def _count_changes(
+    fixed: dict[str, int],
+    ip_before: NDArray[np.uint8],
+    l4_before: NDArray[np.uint8],
+    ip_after: NDArray[np.uint8],
+    l4_after: NDArray[np.uint8],
+) -> None:
+    """Add the number of packets whose each header field changed to ``fixed``."""
+    if len(ip_after) == 0:
+        return
+    ip_bits = _diff_bits(ip_before, ip_after)
+    for name, a, b in _IP_FIELDS:
+        _add(fixed, name, int(np.count_nonzero(ip_bits & _field_mask(a, b))))
+    l4_bits = _diff_bits(l4_before, l4_after)
+    proto = ip_after[:, 9]
+    for p, fields in _L4_FIELDS.items():
+        sel = proto == p
+        if not sel.any():
+            continue
+        bits = l4_bits[sel]
+        for name, a, b in fields:
+            _add(fixed, name, int(np.count_nonzero(bits & _field_mask(a, b))))
+
+
+def _diff_bits(before: NDArray[np.uint8], after: NDArray[np.uint8]) -> NDArray[np.uint64]:
+    """Per row, a 64-bit mask of the (up to 64) byte columns that differ; column 0 is the MSB."""
+    packed = np.packbits(before != after, axis=1)
+    out = np.zeros((len(packed), 8), np.uint8)
+    out[:, : packed.shape[1]] = packed
+    return out.view(">u8")[:, 0].astype(np.uint64)
+
+
+def _field_mask(a: int, b: int) -> np.uint64:
+    """Bit mask of byte columns ``[a, b)`` in :func:`_diff_bits` order."""
+    return np.uint64(((1 << (b - a)) - 1) << (64 - b))
+
+
+def _add(fixed: dict[str, int], name: str, count: int) -> None:
+    if count:
+        fixed[name] = fixed.get(name, 0) + count
+
+
+# -- real captures ----------------------------------------------------------------------------
+
+
+def _repair_real(traffic: Traffic) -> tuple[Traffic, RepairReport]:
+    """Fix a real capture's defects; leave valid fields (and packet order) untouched.
+
+    Payload bytes a snapped capture did not keep are filled (counted as ``payload_filled``) so
+    that every packet is complete and its checksum can be made right.
+    """
+    report = RepairReport(packets_in=traffic.n_packets, packets_out=traffic.n_packets)
+    missing = int(np.count_nonzero(traffic.held_payload_len < traffic.payload_len))
+    if missing:
+        traffic, report.payload_filler = _fill_payloads(traffic, missing)
+        _add(report.fixed, "payload_filled", missing)
+    ip = traffic.ip.copy()
+    l4 = traffic.l4.copy()
+    proto = ip[:, 9]
+    ihl = (ip[:, 0] & 0x0F).astype(np.int64)
+    version_ok = (ip[:, 0] >> 4) == 4
+    frag = (get_be(ip, 6, 2) & 0x3FFF) != 0
+    plen = traffic.payload_len.astype(np.int64)
+
+    # Malformed IPv4 options: overwrite from the first bad option to the header end with NOPs.
+    bad_ip, _ = parse_ip_options(ip, strict=False)
+    _nop_fill(ip, bad_ip, ihl * 4)
+    # Malformed TCP options, likewise.
+    is_tcp = proto == PROTO_TCP
+    tcp_hl = (l4[:, 12] >> 4).astype(np.int64) * 4
+    tcp_rows = np.flatnonzero(is_tcp & (tcp_hl > 20))
+    if tcp_rows.size:
+        opts = parse_tcp_options(l4[tcp_rows], tcp_hl[tcp_rows])
+        sub = l4[tcp_rows]
+        _nop_fill(sub, opts.bad_at, tcp_hl[tcp_rows])
+        l4[tcp_rows] = sub
+
+    # Lengths of whole, known datagrams.
+    known = version_ok & (ihl >= 5) & ~frag & np.isin(proto, (PROTO_TCP, PROTO_UDP, PROTO_ICMP))
+    known &= ~(is_tcp & (tcp_hl < 20))
+    l4_hl = np.where(is_tcp, tcp_hl, 8)
+    want_total = ihl * 4 + l4_hl + plen
+    rows = np.flatnonzero(known & (get_be(ip, 2, 2) != want_total) & (want_total <= 0xFFFF))
+    set_be(ip, rows, 2, 2, want_total[rows])
+    is_udp = known & (proto == PROTO_UDP)
+    want_udp = 8 + plen
+    rows = np.flatnonzero(is_udp & (get_be(l4, 4, 2) != want_udp) & (want_udp <= 0xFFFF))
+    set_be(l4, rows, 4, 2, want_udp[rows])
+
+    # Checksums where they are wrong (an absent UDP checksum is valid and stays absent).
+    staged = replace(traffic, ip=ip, l4=l4)
+    verdict = checksum_ok(staged)
+    rows = np.flatnonzero(~verdict["ip"] & version_ok & (ihl >= 5))
+    if rows.size:
+        csum = ipv4_header_checksums(ip[rows])
+        set_be(ip, rows, 10, 2, csum)
+    bad_l4 = np.flatnonzero(~verdict["l4"] & known)
+    if bad_l4.size:
+        staged = replace(traffic, ip=ip, l4=l4)
+        csum, ok = l4_checksums(staged)
+        for p, col in ((PROTO_TCP, 16), (PROTO_UDP, 6), (PROTO_ICMP, 2)):
+            r = bad_l4[(proto[bad_l4] == p) & ok[bad_l4]]
+            set_be(l4, r, col, 2, csum[r])
+
+    _count_changes(report.fixed, traffic.ip, traffic.l4, ip, l4)
+    # Defects left alone: a real capture's timing and unverifiable checksums are what they are.
+    seg_order = np.lexsort((np.arange(traffic.n_packets), traffic.flow))
+    fl = traffic.flow[seg_order]
+    ts = traffic.ts_ns[seg_order]
+    _add(report.unfixed, "ts_backwards", int(((np.diff(ts) < 0) & (fl[1:] == fl[:-1])).sum()))
+    _add(report.unfixed, "l4_unverifiable", int((~verdict["l4_checked"] & known).sum()))
+    _add(report.unfixed, "ip_fragment", int(frag.sum()))
+    return replace(traffic, ip=ip, l4=l4), report
+
+
+def _nop_fill(hdr: NDArray[np.uint8], bad_at: I64, hlen: I64) -> None:
+    """Overwrite bytes ``[bad_at, hlen)`` of each row with NOP (1), where ``bad_at >= 0``."""
+    rows = np.flatnonzero(bad_at >= 0)
+    if rows.size == 0:
+        return
+    cols = np.arange(hdr.shape[1])[None, :]
+    m = (cols >= bad_at[rows, None]) & (cols < hlen[rows, None])
+    sub = hdr[rows]
+    sub[m] = 1
+    hdr[rows] = sub
+
+
+# -- generated traffic ------------------------------------------------------------------------
+
+
+def _repair_synthetic(
+    traffic: Traffic, stats: RepairStats | None, mtu: int, seed: int
+) -> tuple[Traffic, RepairReport]:
+    """Rebuild generated traffic into valid flows (see :func:`repair`)."""
+    report = RepairReport(packets_in=traffic.n_packets)
+    fl, tsi = traffic.flow, traffic.ts_ns
+    grouped = bool(((fl[1:] > fl[:-1]) | ((fl[1:] == fl[:-1]) & (tsi[1:] >= tsi[:-1]))).all())
+    # a decoder emits flows in (flow, time) order already: no copy then
+    order = None if grouped else np.lexsort((np.arange(traffic.n_packets), tsi, fl))
+    t = traffic if order is None else traffic.take(order)
+    rows = np.arange(t.n_packets, dtype=np.int64)  # current packet -> row of ``t``
+    S = Segments(t.flow)
+    F = S.count
+    seg, pos = S.seg, S.pos
+    fid = t.flow[S.starts]  # flow ids, for deterministic per-flow fallbacks
+    ip = t.ip.copy()
+    l4 = t.l4  # generated L4 headers (read only); rebuilt into ``l4_out``
+    mac = t.mac.copy()
+    ts = t.ts_ns.copy()
+    dir_in = t.direction.astype(np.int64)
+    plen = np.clip(t.payload_len.astype(np.int64), 0, 0xFFFF)
+
+    # -- one transport protocol per flow (majority of valid values; ties: TCP, UDP, ICMP) ----
+    p_in = ip[:, 9].astype(np.int64)
+    cat = np.select([p_in == PROTO_TCP, p_in == PROTO_UDP, p_in == PROTO_ICMP], [0, 1, 2], 3)
+    counts = np.bincount(seg * 4 + cat, minlength=4 * F).reshape(F, 4)
+    f_proto = np.array([PROTO_TCP, PROTO_UDP, PROTO_ICMP])[np.argmax(counts[:, :3], axis=1)]
+    f_tcp = f_proto == PROTO_TCP
+    f_icmp = f_proto == PROTO_ICMP
+    proto = f_proto[seg]
+    is_tcp = proto == PROTO_TCP
+    is_udp = proto == PROTO_UDP
+    is_icmp = proto == PROTO_ICMP
+
+    # -- ports: the responder's (service) port and the originator's port, modes per flow -----
+    sport, dport = get_be(l4, 0, 2), get_be(l4, 2, 2)
+    had_ports = np.flatnonzero((p_in == PROTO_TCP) | (p_in == PROTO_UDP))
+    svc_val = np.where(dir_in == 0, dport, sport)[had_ports]
+    cli_val = np.where(dir_in == 0, sport, dport)[had_ports]
+    svc = group_mode(seg[had_ports], svc_val, F)
+    cli = group_mode(seg[had_ports], cli_val, F)
+    h = mix(seed, fid, np.full(F, 1))
+    svc = np.where(svc > 0, svc, 1024 + (h % np.uint64(48000)).astype(np.int64))
+    cli = np.where(cli > 0, cli, 49152 + ((h >> np.uint64(20)) % np.uint64(16384)).astype(np.int64))
+
+    # -- ICMP flow kind: echo (default), destination unreachable or time exceeded -------------
+    itype = l4[:, 0].astype(np.int64)
+    icat = np.where(
+        p_in == PROTO_ICMP,
+        np.select([np.isin(itype, (0, 8)), itype == 3, itype == 11], [0, 1, 2], 3),
+        3,
+    )
+    icounts = np.bincount(seg * 4 + icat, minlength=4 * F).reshape(F, 4)
+    f_ikind = np.argmax(icounts[:, :3], axis=1)
+    f_echo = f_icmp & (f_ikind == 0)
+    is_echo = f_echo[seg]
+    is_err = is_icmp & ~is_echo
+
+    # -- directions: TCP handshake order, ICMP echo request/reply alternation ---------------
+    dirn = dir_in.copy()
+    hs = is_tcp & (pos < 3)
+    dirn[hs] = pos[hs] & 1
+    f_has_resp = S.seg_max(dir_in) > 0
+    dirn[is_echo] = np.where(f_has_resp[seg[is_echo]], pos[is_echo] & 1, 0)
+    # addresses of each flow's originator and responder, from the generated directions
+    f0 = S.first_where(dir_in == 0)
+    f1 = S.first_where(dir_in == 1)
+    src, dst = ip[:, 12:16], ip[:, 16:20]
+    orig = np.where((f0 >= 0)[:, None], src[np.maximum(f0, 0)], dst[np.maximum(f1, 0)])
+    resp = np.where((f0 >= 0)[:, None], dst[np.maximum(f0, 0)], src[np.maximum(f1, 0)])
+    d0 = (dirn == 0)[:, None]
+    ip[:, 12:16] = np.where(d0, orig[seg], resp[seg])
+    ip[:, 16:20] = np.where(d0, resp[seg], orig[seg])
+    flipped = dirn != dir_in
+    mac[flipped] = np.concatenate([mac[flipped, 6:12], mac[flipped, 0:6]], axis=1)
+    _add(report.fixed, "direction", int(flipped.sum()))
+
+    # -- IPv4 header length: keep well-formed options only -----------------------------------
+    bad_ip, _ = parse_ip_options(ip, strict=True)
+    ihl_in = (ip[:, 0] & 0x0F).astype(np.int64)
+    ihl = np.where((bad_ip < 0) & (ihl_in >= 5), ihl_in, 5)
+    ip[:, 0] = 0x40 | ihl
+    ip *= np.arange(60, dtype=np.int64)[None, :] < (ihl * 4)[:, None]
+    ihl_b = ihl * 4
+
+    # -- TCP option choices per flow (from the generated SYN and SYN-ACK) -------------------
+    opts = parse_tcp_options(l4, (l4[:, 12] >> 4).astype(np.int64) * 4)
+    p0 = S.starts
+    p1 = np.where(S.length > 1, S.starts + 1, S.starts)
+    has1 = S.length > 1
+    mss_on = np.ones(F, np.bool_)  # tshark warns on a SYN without MSS; real SYNs carry it
+    ws_on = opts.has_ws[p0] | (opts.has_ws[p1] & has1)
+    sack_on = opts.has_sackp[p0] | (opts.has_sackp[p1] & has1)
+    ts_on = S.seg_sum(opts.has_ts & is_tcp) * 2 >= S.length
+    mss_max = mtu - 40
+    mss_val = np.stack([opts.mss[p0], opts.mss[p1]], axis=1)
+    mss_has = np.stack([opts.has_mss[p0], opts.has_mss[p1] & has1], axis=1)
+    mss_val = np.where(mss_has, mss_val, np.where(mss_has[:, ::-1], mss_val[:, ::-1], mss_max))
+    mss_val = np.minimum(np.maximum(mss_val, 536), mss_max)
+    ws_has = np.stack([opts.has_ws[p0], opts.has_ws[p1] & has1], axis=1)
+    ws_val = np.where(ws_has, np.minimum(np.stack([opts.ws[p0], opts.ws[p1]], axis=1), 14), 7)
+    syn_pkt = is_tcp & (pos < 2)
+    hl_data = 20 + 12 * ts_on.astype(np.int64)
+
+    # -- payload lengths: fit the MTU; none on SYNs; ICMP errors quote >= 28 bytes -----------
+    l4_hl = np.where(is_tcp, hl_data[seg], 8)
+    max_pay = np.maximum(mtu - ihl_b - l4_hl, 0)
+    plen = np.minimum(plen, max_pay)
+    plen[syn_pkt] = 0
+    plen[is_err] = np.clip(plen[is_err], ICMP_ERR_MIN, np.minimum(ICMP_ERR_MAX, max_pay[is_err]))
+
+    # -- TCP flags: handshake, data ACKs, a FIN per direction at most, RST only last ---------
+    fl_in = l4[:, 13].astype(np.int64)
+    rst = is_tcp & S.is_last & (pos >= 3) & ((fl_in & RST) != 0)
+    plen[rst] = 0
+    last_data = [S.last_where(is_tcp & (dirn == d) & (plen > 0)) for d in (0, 1)]
+    ld = np.where(dirn == 0, last_data[0][seg], last_data[1][seg])
+    cand = is_tcp & (pos >= 3) & ((fl_in & FIN) != 0) & ~rst & (S.index >= ld)
+    earlier = [S.excl_cumsum(cand & (dirn == d)) for d in (0, 1)]
+    fin = cand & (np.where(dirn == 0, earlier[0], earlier[1]) == 0)
+    flags = np.where(pos == 0, SYN, np.where(pos == 1, SYN | ACK, ACK))
+    flags |= np.where((pos >= 2) & ((fl_in & PSH) != 0) & (plen > 0), PSH, 0)
+    flags |= np.where(fin, FIN, 0) | np.where(rst, RST, 0)
+
+    # -- drop redundant pure ACKs (nothing new from the peer since this side's last packet) --
+    syn_f = syn_pkt.astype(np.int64)
+    consumed = np.where(is_tcp, plen + syn_f + fin, 0)
+    C = [S.excl_cumsum(np.where(dirn == d, consumed, 0)) for d in (0, 1)]
+    peer_c = np.where(dirn == 0, C[1], C[0])
+    prev_same = np.where(dirn == 0, S.last_before(dirn == 0), S.last_before(dirn == 1))
+    pure = is_tcp & (pos >= 3) & (plen == 0) & ~fin & ~rst
+    dup = pure & (prev_same >= 0) & (peer_c == peer_c[np.maximum(prev_same, 0)])
+    if dup.any():
+        k = np.flatnonzero(~dup)
+        _add(report.fixed, "tcp_dup_ack_dropped", int(dup.sum()))
+        rows, ip, l4, mac, ts, dirn, plen = (a[k] for a in (rows, ip, l4, mac, ts, dirn, plen))
+        flags, fin, rst, syn_pkt, is_tcp, is_udp, is_icmp, is_echo, is_err, ihl_b = (
+            a[k]
+            for a in (flags, fin, rst, syn_pkt, is_tcp, is_udp, is_icmp, is_echo, is_err, ihl_b)
+        )
+        opts = type(opts)(*(getattr(opts, f)[k] for f in opts.__dataclass_fields__))
+        S = Segments(t.flow[rows])
+        seg, pos = S.seg, S.pos
+        syn_f = syn_pkt.astype(np.int64)
+        consumed = np.where(is_tcp, plen + syn_f + fin, 0)
+        C = [S.excl_cumsum(np.where(dirn == d, consumed, 0)) for d in (0, 1)]
+
+    # -- handshake timing: SYN -> SYN-ACK is the RTT, SYN-ACK -> ACK at most half of it ------
+    st = S.starts
+    hs2 = np.flatnonzero(f_tcp & (S.length >= 2))
+    g1 = ts[st[hs2] + 1] - ts[st[hs2]]
+    shift = np.zeros(F, np.int64)
+    shift[hs2] = np.maximum(g1, MIN_RTT_NS) - g1
+    ts += np.where(pos >= 1, shift[seg], 0)
+    hs3 = np.flatnonzero(f_tcp & (S.length >= 3))
+    g1 = ts[st[hs3] + 1] - ts[st[hs3]]
+    g2 = ts[st[hs3] + 2] - ts[st[hs3] + 1]
+    ts[st[hs3] + 2] = ts[st[hs3] + 1] + np.minimum(g2, g1 // 2)
+
+    # -- sequence and acknowledgement numbers from each direction's ISN ----------------------
+    first = [S.first_where(dirn == d) for d in (0, 1)]
+    seq_in = get_be(l4, 4, 4)
+    isn = [np.where(first[d] >= 0, seq_in[np.maximum(first[d], 0)], 0) for d in (0, 1)]
+    own_c = np.where(dirn == 0, C[0], C[1])
+    seq = (np.where(dirn == 0, isn[0][seg], isn[1][seg]) + own_c) & M32
+    ack = (np.where(dirn == 0, isn[1][seg] + C[1], isn[0][seg] + C[0])) & M32
+    ack = np.where(pos == 0, 0, ack)
+
+    # -- windows: every advertised window exceeds the peer's bytes in flight -----------------
+    last_other = np.where(dirn == 0, S.last_before(dirn == 1), S.last_before(dirn == 0))
+    jo = np.maximum(last_other, 0)
+    acked = np.where(dirn == 0, C[0][jo], C[1][jo])
+    inflight = np.where(is_tcp & (pos >= 2) & (last_other >= 0), own_c + consumed - acked, 0)
+    need = np.stack([S.seg_max(np.where(dirn == d, inflight, 0)) for d in (0, 1)], axis=1)
+    req = need[:, ::-1] + 1  # required scaled window advertised by each direction
+    limits = 65535 << np.arange(15, dtype=np.int64)
+    ws_need = np.minimum(np.searchsorted(limits, req), 14)
+    ws_on = f_tcp & (ws_on | (req.max(axis=1) > 65535))
+    ws_val = np.where(ws_has, ws_val, np.where(ws_has[:, ::-1], 7, 0))
+    ws_val = np.where(ws_on[:, None], np.maximum(ws_val, ws_need), 0)
+    win_in = get_be(l4, 14, 2)
+    d_i = dirn
+    req_i = req[seg, d_i]
+    shift_i = ws_val[seg, d_i]
+    win_data = -(-req_i // (1 << shift_i))
+    win = np.where(
+        syn_pkt, np.maximum(win_in, np.minimum(req_i, 65535)), np.maximum(win_in, win_data)
+    )
+    win = np.clip(win, 1, 65535)
+
+    # -- TCP timestamps: TSval on a 1 ms clock per direction, TSecr echoes the peer ----------
+    tick = ts // TS_TICK_NS
+    tsval = np.zeros(S.n, np.int64)
+    ts_rows = is_tcp & ts_on[seg]
+    for d in (0, 1):
+        ref = S.first_where(opts.has_ts & ts_rows & (dirn == d))
+        fb = first[d]
+        hd = (mix(seed, fid, np.full(F, 2 + d)) & np.uint64(M32)).astype(np.int64)
+        base = np.where(
+            ref >= 0,
+            opts.tsval[np.maximum(ref, 0)] - tick[np.maximum(ref, 0)],
+            hd - tick[np.maximum(fb, 0)],
+        )
+        sel = dirn == d
+        tsval[sel] = (base[seg[sel]] + tick[sel]) & M32
+    tsecr = np.where(last_other >= 0, tsval[jo], 0)
+
+    # -- build the TCP headers -------------------------------------------------------------
+    hl_syn = (
+        20 + 4 * mss_on + np.where(ts_on, 12, np.where(sack_on, 4, 0)) + 4 * ws_on.astype(np.int64)
+    )
+    hl = np.where(syn_pkt, hl_syn[seg], hl_data[seg])
+    l4_out = np.zeros_like(l4)
+    tr = np.flatnonzero(is_tcp)
+    ds = dirn[tr]
+    set_be(l4_out, tr, 0, 2, np.where(ds == 0, cli[seg[tr]], svc[seg[tr]]))
+    set_be(l4_out, tr, 2, 2, np.where(ds == 0, svc[seg[tr]], cli[seg[tr]]))
+    set_be(l4_out, tr, 4, 4, seq[tr])
+    set_be(l4_out, tr, 8, 4, ack[tr])
+    l4_out[tr, 12] = (hl[tr] // 4) << 4
+    l4_out[tr, 13] = flags[tr]
+    set_be(l4_out, tr, 14, 2, win[tr])
+    _write_tcp_options(
+        l4_out, tr, syn_pkt[tr], mss_on[seg[tr]], sack_on[seg[tr]], ts_on[seg[tr]],
+        ws_on[seg[tr]], mss_val[seg[tr], ds], ws_val[seg[tr], ds], tsval[tr], tsecr[tr],
+    )  # fmt: skip
+
+    # -- UDP headers -------------------------------------------------------------------------
+    ur = np.flatnonzero(is_udp)
+    du = dirn[ur]
+    set_be(l4_out, ur, 0, 2, np.where(du == 0, cli[seg[ur]], svc[seg[ur]]))
+    set_be(l4_out, ur, 2, 2, np.where(du == 0, svc[seg[ur]], cli[seg[ur]]))
+    set_be(l4_out, ur, 4, 2, 8 + plen[ur])
+
+    # -- ICMP headers ------------------------------------------------------------------------
+    payload_prefix = _icmp_headers(S, l4, l4_out, ip, dirn, plen, is_echo, is_err, f_ikind, mtu)
+    plen = np.minimum(plen, np.maximum(mtu - ihl_b - np.where(is_tcp, hl, 8), 0))
+
+    # -- IPv4 header fields ------------------------------------------------------------------
+    l4_hl = np.where(is_tcp, hl, 8)
+    set_be(ip, slice(None), 2, 2, ihl_b + l4_hl + plen)
+    id_in = get_be(ip, 4, 2)
+    ip_id = np.zeros(S.n, np.int64)
+    for d in (0, 1):
+        sel = dirn == d
+        rank = S.excl_cumsum(sel)
+        base = id_in[np.maximum(first[d], 0)]
+        ip_id[sel] = (base[seg[sel]] + rank[sel]) & 0xFFFF
+    set_be(ip, slice(None), 4, 2, ip_id)
+    key = seg * 2 + dirn
+    df_in = (ip[:, 6] >> 6) & 1
+    dfc = np.bincount(key * 2 + df_in, minlength=4 * F).reshape(2 * F, 2)
+    ip[:, 6] = np.where(dfc[key, 1] >= dfc[key, 0], 0x40, 0)
+    ip[:, 7] = 0
+    ttl = group_mode(key, ip[:, 8], 2 * F, default=64)[key]
+    ttl = np.where(ttl < MIN_TTL, 64, ttl)  # tshark warns below 5; such TTLs are noise
+    if stats is not None and stats.ttl_modes:
+        ttl = _snap_ttl(ttl, t, S, stats)
+    ip[:, 8] = ttl
+    ip[:, 9] = np.where(is_tcp, PROTO_TCP, np.where(is_udp, PROTO_UDP, PROTO_ICMP))
+
+    # -- payload bytes: keep held bytes that fit, fill the rest, then checksums --------------
+    held_buf, held_off = ragged_take(t.payload, t.payload_off, rows)
+    held_buf, held_off = _truncate(held_buf, held_off, plen)
+    if payload_prefix is not None:
+        prows, prefix = payload_prefix
+        held_buf, held_off = _set_prefix(held_buf, held_off, prows, prefix)
+    out = replace(
+        t,
+        ts_ns=ts,
+        ip=ip,
+        l4=l4_out,
+        payload_len=plen.astype(np.int32),
+        payload=held_buf,
+        payload_off=held_off,
+        mac=mac,
+        flow=t.flow[rows],
+        direction=dirn.astype(np.int8),
+        file=t.file[rows],
+    )
+    # global time order now, while payloads are still short (the filler runs on sorted rows)
+    order = np.argsort(ts, kind="stable")
+    out = out.take(order)
+    rows, plen = rows[order], plen[order]
+    missing = int((plen - np.diff(out.payload_off)).sum())
+    out, report.payload_filler = _fill_payloads(out, missing)
+    _add(report.fixed, "payload_bytes_filled", missing)
+    out = fill_checksums(out, copy=False)  # ip/l4 are this call's own arrays (from take)
+
+    _count_changes(report.fixed, t.ip[rows], t.l4[rows], out.ip, out.l4)
+    _add(report.fixed, "payload_length", int((plen != t.payload_len[rows]).sum()))
+    _add(report.fixed, "timestamp", int((out.ts_ns != t.ts_ns[rows]).sum()))
+    report.packets_out = out.n_packets
+    return out, report
+
+
+def _write_tcp_options(
+    l4: NDArray[np.uint8],
+    rows: I64,
+    syn: Mask,
+    mss_on: Mask,
+    sack_on: Mask,
+    ts_on: Mask,
+    ws_on: Mask,
+    mss: I64,
+    ws: I64,
+    tsval: I64,
+    tsecr: I64,
+) -> None:
+    """Write the canonical option layout (all blocks 4-byte aligned) into rows ``rows``.
+
+    SYNs: MSS, then SACK-permitted/timestamps, then NOP + window scale; other segments: NOP NOP
+    timestamps when the flow uses timestamps.
+    """
+    off = np.full(len(rows), 20, np.int64)
+
+    def put(sel: Mask, byte_values: list[I64 | int]) -> None:
+        r, o = rows[sel], off[sel]
+        for k, v in enumerate(byte_values):
+            l4[r, o + k] = v[sel] if isinstance(v, np.ndarray) else v
+        off[sel] += len(byte_values)
+
+    def be(v: I64, nbytes: int) -> list[I64 | int]:
+        return [(v >> (8 * (nbytes - 1 - k))) & 0xFF for k in range(nbytes)]
+
+    put(syn & mss_on, [2, 4, *be(mss, 2)])
+    both = syn & ts_on & sack_on
+    put(both, [4, 2, 8, 10, *be(tsval, 4), *be(tsecr, 4)])
+    only_ts = ts_on & ~both
+    put(only_ts, [1, 1, 8, 10, *be(tsval, 4), *be(tsecr, 4)])
+    put(syn & sack_on & ~ts_on, [1, 1, 4, 2])
+    put(syn & ws_on, [1, 3, 3, ws])
+
+
+def _icmp_headers(
+    S: Segments,
+    l4: NDArray[np.uint8],
+    out: NDArray[np.uint8],
+    ip: NDArray[np.uint8],
+    dirn: I64,
+    plen: I64,
+    is_echo: Mask,
+    is_err: Mask,
+    f_ikind: I64,
+    mtu: int,
+) -> tuple[I64, NDArray[np.uint8]] | None:
+    """ICMP headers from ``l4`` into ``out``; returns the quoted payload prefix of errors."""
+    seg = S.seg
+    er = np.flatnonzero(is_echo)
+    if er.size:
+        ident = group_mode(seg[er], get_be(l4, 4, 2)[er], S.count, default=0)
+        req = is_echo & (dirn == 0)
+        seq_in = get_be(l4, 6, 2)
+        first_req = S.first_where(req)
+        seq0 = seq_in[np.maximum(first_req, 0)]
+        req_seq = (seq0[seg] + S.excl_cumsum(req)) & 0xFFFF
+        last_req = S.last_before(req)
+        rep = is_echo & (dirn == 1) & (last_req >= 0)
+        seq = np.where(rep, req_seq[np.maximum(last_req, 0)], req_seq)
+        plen[rep] = plen[last_req[rep]]
+        out[er, 0] = np.where(dirn[er] == 0, ICMP_ECHO, ICMP_ECHO_REPLY)
+        set_be(out, er, 4, 2, ident[seg[er]])
+        set_be(out, er, 6, 2, seq[er])
+    xr = np.flatnonzero(is_err)
+    if xr.size == 0:
+        return None
+    f_type = np.where(f_ikind == 2, ICMP_TIMX, ICMP_UNREACH)
+    ty = f_type[seg[xr]]
+    code_in = l4[xr, 1].astype(np.int64)
+    valid = (l4[xr, 0] == ty) & (code_in <= np.where(ty == ICMP_TIMX, 1, 15))
+    code = group_mode(seg[xr][valid], code_in[valid], S.count, default=0)[seg[xr]]
+    # quoted datagram: inner IPv4 header (from the packet's destination back to its source)
+    # + 8 bytes of UDP; inner ports come from a quoted header already held, else defaults
+    n = len(xr)
+    pre = np.zeros((n, ICMP_ERR_MIN), np.uint8)
+    pre[:, 0] = 0x45
+    set_be(pre, slice(None), 2, 2, plen[xr])
+    pre[:, 8] = np.where(ty == ICMP_TIMX, 1, 64)
+    pre[:, 9] = PROTO_UDP
+    pre[:, 12:16] = ip[xr, 16:20]
+    pre[:, 16:20] = ip[xr, 12:16]
+    set_be(pre, slice(None), 10, 2, ipv4_header_checksums(np.pad(pre[:, :20], ((0, 0), (0, 40)))))
+    set_be(pre, slice(None), 20, 2, np.full(n, 33434))
+    set_be(pre, slice(None), 22, 2, np.full(n, 33434))
+    set_be(pre, slice(None), 24, 2, plen[xr] - 20)
+    out[xr, 0] = ty
+    out[xr, 1] = code
+    frag_needed = (ty == ICMP_UNREACH) & (code == 4)
+    set_be(out, xr[frag_needed], 6, 2, np.full(int(frag_needed.sum()), mtu))
+    return xr, pre
+
+
+def _snap_ttl(ttl: I64, t: Traffic, S: Segments, stats: RepairStats) -> I64:
+    """Snap each flow's TTL to the nearest learned mode of its class (when known)."""
+    table = stats.ttl_table(t.classes)
+    if not table or t.n_flows == 0:
+        return ttl
+    width = max(len(v) for v in table.values())
+    modes = np.full((len(t.classes) + 1, width), -1000, np.int64)
+    for c, vals in table.items():
+        modes[c, : len(vals)] = vals
+    flows = t.flow[S.starts]
+    label = np.where(flows < t.n_flows, t.flow_label[np.minimum(flows, t.n_flows - 1)], -1)
+    label = np.where(label >= 0, label, len(t.classes))[S.seg]
+    m = modes[label]
+    best = m[np.arange(len(ttl)), np.argmin(np.abs(m - ttl[:, None]), axis=1)]
+    return np.where(best >= 1, best, ttl)
+
+
+def _truncate(buf: NDArray[np.uint8], off: I64, limit: I64) -> tuple[NDArray[np.uint8], I64]:
+    """Each ragged row cut to at most ``limit`` bytes."""
+    held = np.diff(off)
+    keep = np.minimum(held, limit)
+    if (keep == held).all():
+        return buf, off
+    new_off = np.zeros(len(keep) + 1, np.int64)
+    np.cumsum(keep, out=new_off[1:])
+    gather = np.repeat(off[:-1] - new_off[:-1], keep) + np.arange(int(new_off[-1]))
+    return buf[gather], new_off
+
+
+def _set_prefix(
+    buf: NDArray[np.uint8], off: I64, rows: I64, prefix: NDArray[np.uint8]
+) -> tuple[NDArray[np.uint8], I64]:
+    """Rows ``rows`` of the ragged array start with ``prefix`` (held at least that long)."""
+    held = np.diff(off)
+    new_len = held.copy()
+    new_len[rows] = np.maximum(held[rows], prefix.shape[1])
+    new_off = np.zeros(len(held) + 1, np.int64)
+    np.cumsum(new_len, out=new_off[1:])
+    out = np.zeros(int(new_off[-1]), np.uint8)
+    total_old = int(held.sum())
+    if total_old:
+        dest = np.repeat(new_off[:-1] - off[:-1], held) + np.arange(off[0], off[0] + total_old)
+        out[dest] = buf[off[0] : off[0] + total_old]
+    cols = new_off[rows][:, None] + np.arange(prefix.shape[1])[None, :]
+    out[cols] = prefix
+    return out, new_off
+
+
+def _zero_fill(traffic: Traffic) -> Traffic:
+    """Fallback payload filler: missing bytes are zeros (held bytes kept)."""
+    plen = traffic.payload_len.astype(np.int64)
+    off = traffic.payload_off
+    held = np.diff(off)
+    new_off = np.zeros(len(plen) + 1, np.int64)
+    np.cumsum(plen, out=new_off[1:])
+    out = np.zeros(int(new_off[-1]), np.uint8)
+    total = int(held.sum())
+    if total:
+        dest = np.repeat(new_off[:-1] - off[:-1], held) + np.arange(off[0], off[0] + total)
+        out[dest] = traffic.payload[off[0] : off[0] + total]
+    return replace(traffic, payload=out, payload_off=new_off)
+
+
+def _payload_filler() -> tuple[str, Callable[[Traffic], Traffic]]:
+    """The emitter's protocol-aware filler when it is installed, else the zero-byte fallback."""
+    try:
+        from netdiffusion.emit.payload import fill_payloads
+    except ImportError:
+        return "zeros", _zero_fill
+    return "fill_payloads", fill_payloads
+
+
+def _fill_payloads(traffic: Traffic, missing: int) -> tuple[Traffic, str]:
+    if missing == 0:
+        return traffic, ""
+    name, filler = _payload_filler()
+    out = filler(traffic)
+    if (np.diff(out.payload_off) != out.payload_len).any():  # a filler must fill completely
+        out = _zero_fill(out)
+    return out, name

@@ -1,0 +1,146 @@
+"""Repair of generated traffic: invariants on random noise, checked by an independent checker."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from netdiffusion import Traffic
+from netdiffusion.repair import RepairError, RepairStats, repair
+from tests.core.repair._checker import check
+
+
+def noise_traffic(seed: int, n_flows: int, max_len: int, held: bool = True) -> Traffic:
+    """Pure noise: every header bit random, random flow sizes, directions, times and lengths."""
+    rng = np.random.default_rng(seed)
+    lens = rng.integers(1, max_len + 1, n_flows)
+    n = int(lens.sum())
+    t = Traffic.empty(n)
+    t.flow = rng.permutation(np.repeat(np.arange(n_flows), lens)).astype(np.int64)
+    t.ip[:] = rng.integers(0, 256, t.ip.shape, dtype=np.uint8)
+    t.l4[:] = rng.integers(0, 256, t.l4.shape, dtype=np.uint8)
+    # bias some flows towards plausible values so options/ICMP/UDP paths are exercised
+    t.ip[:, 9] = rng.choice([1, 6, 17, 6, 6, 17, 0, 200], n)
+    t.l4[rng.random(n) < 0.3, 20:32] = [2, 4, 5, 180, 4, 2, 8, 10, 0, 0, 1, 0]
+    t.direction = rng.integers(0, 2, n).astype(np.int8)
+    addr = rng.integers(0, 256, (n_flows, 2, 4), dtype=np.uint8)
+    t.ip[:, 12:16] = addr[t.flow, t.direction]
+    t.ip[:, 16:20] = addr[t.flow, 1 - t.direction]
+    t.ts_ns = 1_700_000_000 * 10**9 + rng.integers(0, 10**10, n)
+    t.ts_ns[rng.random(n) < 0.2] = 1_700_000_000 * 10**9  # ties
+    big = rng.random(n) < 0.5
+    t.payload_len = np.where(big, rng.integers(0, 70000, n), rng.integers(0, 3, n)).astype(np.int32)
+    if held:  # hold a random prefix of the payload for some packets
+        h = np.minimum(t.payload_len, rng.integers(0, 40, n)) * (rng.random(n) < 0.5)
+        t.payload_off = np.concatenate([[0], np.cumsum(h)]).astype(np.int64)
+        t.payload = rng.integers(0, 256, int(t.payload_off[-1]), dtype=np.uint8)
+    t.flow_label = rng.integers(0, 2, n_flows).astype(np.int32)
+    t.classes = ["a", "b"]
+    return t
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.integers(0, 2**31),
+    st.integers(1, 30),
+    st.integers(1, 25),
+    st.sampled_from([1500, 576, 9000]),
+)
+def test_noise_repairs_to_valid_traffic(seed: int, n_flows: int, max_len: int, mtu: int) -> None:
+    t = noise_traffic(seed, n_flows, max_len)
+    out, report = repair(t, synthetic=True, mtu=mtu, seed=seed)
+    problems = check(out, mtu=mtu)
+    assert problems == [], problems[:10]
+    assert report.packets_out == out.n_packets <= t.n_packets
+    assert report.fixed.get("tcp_dup_ack_dropped", 0) == t.n_packets - out.n_packets
+    assert report.fixed["ip_checksum"] > 0
+    # idempotence: repairing repaired traffic changes nothing
+    again, report2 = repair(out, synthetic=True, mtu=mtu, seed=seed + 1)
+    assert report2.fixed == {}
+    for col in ("ts_ns", "ip", "l4", "payload_len", "payload", "payload_off", "flow", "direction"):
+        assert np.array_equal(getattr(again, col), getattr(out, col)), col
+
+
+def test_pure_acks_are_dropped_when_redundant() -> None:
+    t = noise_traffic(3, 40, 30)
+    t.payload_len[:] = np.where(np.arange(t.n_packets) % 3 == 0, 0, 100)
+    t.ip[:, 9] = 6
+    t.payload_off[:] = 0
+    t.payload = np.zeros(0, np.uint8)
+    out, report = repair(t, synthetic=True)
+    assert report.fixed["tcp_dup_ack_dropped"] > 0
+    assert check(out) == []
+
+
+def test_service_port_and_isn_kept() -> None:
+    t = noise_traffic(5, 1, 1)
+    t = Traffic.concat([t] * 8)
+    t.flow[:] = 0
+    t.flow_label = t.flow_label[:1]
+    t.ts_ns = np.arange(8, dtype=np.int64) * 1_000_000
+    t.direction = np.array([0, 1, 0, 1, 0, 1, 1, 0], np.int8)
+    a, b = t.ip[0, 12:16].copy(), t.ip[0, 16:20].copy()
+    t.ip[:, 12:16] = np.where(t.direction[:, None] == 0, a, b)
+    t.ip[:, 16:20] = np.where(t.direction[:, None] == 0, b, a)
+    t.ip[:, 9] = 6
+    t.ip[5, 9] = 17  # a minority UDP packet is converted
+    t.l4[:, 0:4] = np.where(t.direction[:, None] == 0, [0xC3, 0x50, 1, 0xBB], [1, 0xBB, 0xC3, 0x50])
+    t.l4[3, 2:4] = [0, 80]  # one noisy responder port
+    t.l4[:, 4:8] = [0x12, 0x34, 0x56, 0x78]
+    t.l4[1, 4:8] = [0, 0, 0, 7]
+    t.l4[:, 13] = 0x18
+    t.payload_len[:] = 100
+    out, report = repair(t, synthetic=True)
+    assert check(out) == []
+    sport = out.l4[:, 0].astype(int) << 8 | out.l4[:, 1]
+    dport = out.l4[:, 2].astype(int) << 8 | out.l4[:, 3]
+    assert set(np.where(out.direction == 0, dport, sport)) == {443}
+    assert set(np.where(out.direction == 0, sport, dport)) == {0xC350}
+    assert out.l4[0, 4:8].tolist() == [0x12, 0x34, 0x56, 0x78]  # SYN keeps the ISN
+    assert out.l4[1, 4:8].tolist() == [0, 0, 0, 7]
+    assert (out.proto == 6).all() and report.fixed["ip_protocol"] >= 1
+
+
+def test_stats_snap_ttl() -> None:
+    t = noise_traffic(11, 20, 6)
+    learned = Traffic.empty(4)
+    learned.flow = np.array([0, 0, 1, 1])
+    learned.flow_label = np.array([0, 1], np.int32)
+    learned.classes = ["a", "b"]
+    learned.ip[:, 8] = [64, 64, 128, 128]
+    stats = RepairStats.learn(learned)
+    assert stats.ttl_modes == {"a": (64,), "b": (128,)}
+    out, _ = repair(t, synthetic=True, stats=stats)
+    want = np.array([64, 128])[out.flow_label[out.flow]]
+    assert np.array_equal(out.ip[:, 8], want)
+    assert check(out) == []
+
+
+def test_bad_input_is_one_line_error() -> None:
+    t = noise_traffic(1, 2, 2)
+    t.flow[0] = -1
+    with pytest.raises(RepairError, match="assemble flows"):
+        repair(t, synthetic=True)
+    with pytest.raises(RepairError, match="MTU"):
+        repair(noise_traffic(1, 2, 2), synthetic=True, mtu=10)
+    out, report = repair(Traffic.empty(0), synthetic=True)
+    assert out.n_packets == 0 and report.fixed == {}
+
+
+def test_long_one_way_flow_gets_window_scaling() -> None:
+    t = noise_traffic(7, 1, 1)
+    t = Traffic.concat([t] * 200)
+    t.flow[:] = 0
+    t.flow_label = t.flow_label[:1]
+    t.ts_ns = np.arange(200, dtype=np.int64) * 1000
+    t.direction[:] = 1
+    t.direction[:3] = [0, 1, 0]
+    t.ip[:, 9] = 6
+    t.l4[:, 12] = 0x50  # no options generated
+    t.payload_len[:] = 1400
+    out, _ = repair(t, synthetic=True)
+    assert check(out) == []
+    syn_opts = out.l4[0, 20 : (out.l4[0, 12] >> 4) * 4].tolist()
+    assert 3 in syn_opts  # window scale negotiated so the receiver's window covers 270 kB
