@@ -138,10 +138,12 @@ Wireshark and Zeek, Scapy packets, Zeek logs, nPrint matrices.
 
 \b
 Typical workflow:
-  netdiffusion inspect captures/           what the captures hold (flows, classes)
-  netdiffusion train captures/ -o model/   learn a model of the labelled traffic
-  netdiffusion generate model/ -o out.pcap synthetic traffic, one class or all
-  tcpreplay -i eth0 out.pcap               replay it (or open it in Wireshark or Zeek)
+  netdiffusion inspect captures/ --labels folder   what the captures hold (flows, classes)
+  netdiffusion encode captures/ --labels folder -o data.safetensors
+                                                  flows as nPrint bits + timing + direction
+  netdiffusion decode data.safetensors -o out.pcap back to a valid, replayable pcap
+  netdiffusion repair damaged.pcap -o fixed.pcap  fix checksums, lengths, options
+(train and generate arrive with the diffusion model.)
 
 \b
 More: `netdiffusion COMMAND --help` for a command; `netdiffusion plugins` for the

@@ -61,6 +61,6 @@ def decode_command(
 
         traffic, _ = run_repair(traffic, synthetic=False, seed=seed)
     else:
-        traffic = fill_payloads(traffic).sorted_by_time()
+        traffic = fill_payloads(traffic)  # stored (capture) order, headers exactly as stored
     write_traffic(traffic, output, fmt, mtu=None)
     click.echo(f"{traffic.n_packets} packets in {traffic.n_flows} flows written to {output}")

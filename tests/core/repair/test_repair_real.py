@@ -27,8 +27,26 @@ def _read_all(paths: list[Path]) -> Traffic:
 
 def _assert_only_checksums_changed(before: Traffic, after: Traffic) -> np.ndarray:
     """Returns the packets whose L4 checksum changed; asserts nothing else did."""
-    for col in ("ts_ns", "payload_len", "payload", "payload_off", "mac", "flow", "direction"):
+    for col in ("mac", "flow", "direction"):
         assert np.array_equal(getattr(before, col), getattr(after, col)), col
+    _assert_payload_kept(before, after)
+    return _l4_changes(before, after)
+
+
+def _assert_payload_kept(before: Traffic, after: Traffic) -> None:
+    """Timestamps and lengths equal, held payload bytes kept, snapped payloads completed."""
+    for col in ("ts_ns", "payload_len"):
+        assert np.array_equal(getattr(before, col), getattr(after, col)), col
+    # held payload bytes are kept; bytes a snapped capture lacked are filled to payload_len
+    assert np.array_equal(after.held_payload_len, after.payload_len)
+    held = before.held_payload_len
+    src = np.repeat(before.payload_off[:-1], held) + _ranks(held)
+    dst = np.repeat(after.payload_off[:-1], held) + _ranks(held)
+    assert np.array_equal(before.payload[src], after.payload[dst])
+
+
+def _l4_changes(before: Traffic, after: Traffic) -> np.ndarray:
+    """Packets whose L4 header changed; asserts only checksums did."""
     ip_diff = before.ip != after.ip
     ip_diff[:, 10:12] = False
     assert not ip_diff.any()
@@ -39,6 +57,12 @@ def _assert_only_checksums_changed(before: Traffic, after: Traffic) -> np.ndarra
         l4_diff[rows, a:b] = False
     assert not l4_diff.any()
     return changed
+
+
+def _ranks(lengths: np.ndarray) -> np.ndarray:
+    """0..len-1 for each length, concatenated."""
+    starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return np.arange(int(lengths.sum())) - starts
 
 
 @pytest.fixture(scope="module")
@@ -54,12 +78,18 @@ def test_iot_set_identical_but_wrong_checksums(iot: Traffic) -> None:
     before_ok = checksum_ok(iot)
     out, report = repair(iot, synthetic=False)
     changed = _assert_only_checksums_changed(iot, out)
-    # exactly the packets whose checksum was wrong changed, and nothing else was "fixed"
-    assert np.array_equal(changed, ~before_ok["l4"])
+    # exactly the packets whose checksum was wrong (or could not be checked, being snapped and
+    # now filled) changed, and nothing else was "fixed"
+    snapped = iot.held_payload_len < iot.payload_len
+    assert not (changed & before_ok["l4"] & ~snapped).any()
+    assert (changed | snapped)[~before_ok["l4"]].all()
+    assert report.fixed.get("payload_filled", 0) == int(snapped.sum())
     assert np.array_equal(iot.ip, out.ip) and before_ok["ip"].all()
-    assert set(report.fixed) <= {"udp_checksum", "tcp_checksum"}
+    assert set(report.fixed) <= {"udp_checksum", "tcp_checksum", "payload_filled"}
     wrong_udp = int((~before_ok["l4"] & (iot.proto == 17)).sum())
-    assert report.fixed["udp_checksum"] == wrong_udp > 0.1 * int((iot.proto == 17).sum())
+    snapped_udp = int((snapped & (iot.proto == 17)).sum())
+    assert wrong_udp <= report.fixed["udp_checksum"] <= wrong_udp + snapped_udp
+    assert wrong_udp > 0.1 * int((iot.proto == 17).sum())
     assert report.fixed.get("tcp_checksum", 0) < 10  # a handful of TCP ones, checked by tshark
     after = checksum_ok(out)
     assert after["ip"].all() and after["l4"].all()
@@ -110,10 +140,10 @@ def test_ndpi_sample(shared_data: Path) -> None:
     after = checksum_ok(out)
     assert after["ip"].all() and after["l4"].all()
     assert report.fixed.get("tcp_checksum", 0) > 0
-    # only checksum, length and option bytes may change
-    for col in ("ts_ns", "payload_len", "payload", "payload_off"):
-        assert np.array_equal(getattr(t, col), getattr(out, col)), col
+    # only checksum, length and option bytes may change (and snapped payloads are completed)
+    _assert_payload_kept(t, out)
     allowed = {"ip_checksum", "ip_total_length", "ip_options", "tcp_checksum", "tcp_options"}
+    allowed |= {"payload_filled"}
     allowed |= {"udp_checksum", "udp_length", "icmp_checksum"}
     assert set(report.fixed) <= allowed, report.fixed
 
