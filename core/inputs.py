@@ -11,7 +11,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from netdiffusion._traffic import Traffic
-from netdiffusion.capture import CaptureError, ReadReport, iter_capture
+from netdiffusion.capture import ReadReport, iter_captures
 
 __all__ = ["CAPTURE_SUFFIXES", "InputSummary", "expand_captures", "read_captures"]
 
@@ -81,28 +81,39 @@ def read_captures(
     """Read every file into one Traffic (``file`` indexes ``files``).
 
     A file the reader refuses is skipped and listed in ``summary.refused`` (and passed to
-    ``on_refused``), unless ``strict``, where its CaptureError propagates.
+    ``on_refused``), unless ``strict``, where its CaptureError propagates. Without
+    ``keep_payload`` only headers, lengths and timing are kept (much less memory).
     """
     summary = InputSummary()
-    parts: list[Traffic] = []
+    reports: list[ReadReport] = []
+    total_bytes = sum(p.stat().st_size for p in files)
     bar = tqdm(
-        files, unit="file", desc="reading", disable=not progress or len(files) < 2, leave=False
+        total=total_bytes,
+        unit="B",
+        unit_scale=True,
+        desc="reading",
+        leave=False,
+        disable=not progress or total_bytes < 8 << 20,
     )
-    for path in bar:
-        report = ReadReport(path=str(path))
-        chunks: list[Traffic] = []
-        try:
-            for chunk in iter_capture(path, report=report):
-                if not keep_payload:
-                    chunk = chunk.with_payload(chunk.payload[:0], chunk.payload_off * 0)
-                chunks.append(chunk)
-        except CaptureError as err:
-            if strict:
-                raise
-            summary.refused.append(str(err))
+    parts: list[Traffic] = []
+    done = 0
+    with bar:
+        for chunk in iter_captures(
+            files,
+            reports=reports,
+            skip_errors=not strict,
+            payload_bytes=None if keep_payload else 0,
+        ):
+            parts.append(chunk)
+            now = sum(r.bytes_read for r in reports)
+            bar.update(max(now - done, 0))
+            done = now
+    for report in reports:
+        if report.error is not None:
+            summary.refused.append(report.error)
             if on_refused is not None:
-                on_refused(str(err))
-            continue
-        summary.add(report)
-        parts.extend(chunks)
-    return Traffic.concat(parts), summary
+                on_refused(report.error)
+        else:
+            summary.add(report)
+    traffic = Traffic.concat(parts) if parts else Traffic.empty()
+    return traffic, summary

@@ -15,14 +15,13 @@ from numpy.typing import NDArray
 from .._traffic import IP_HDR_MAX, L4_HDR_MAX, PROTO_ICMP, PROTO_TCP, PROTO_UDP
 from ._report import SKIP_REASONS
 
-__all__ = ["SLACK", "Decoded", "decode_records", "link_type_supported"]
+__all__ = ["SLACK", "Decoded", "decode_records", "link_type_supported", "rows"]
 
 #: Bytes a record's header windows may reach past its data start (link + IPv4 + L4 windows).
 SLACK = 256
 
 _W_LINK = 64  # link header window: Ethernet + VLAN tags + PPPoE or MPLS labels, SLL2, ...
 _MAX_TAGS = 4
-_VLAN_TPIDS = (0x8100, 0x88A8, 0x9100)
 
 # Network-layer classes a link decoder assigns to every record.
 _NET_IPV4 = 0
@@ -271,13 +270,15 @@ def decode_records(
     ts_ns: NDArray[np.int64],
     lt: int | NDArray[np.int64],
     wire: NDArray[np.int64] | None = None,
+    payload_bytes: int | None = None,
 ) -> Decoded:
     """Decode records (data offset ``doff`` and captured length ``cap`` in ``buf``).
 
     ``buf`` must hold at least :data:`SLACK` readable bytes past the last record's data start.
     ``lt`` is the link type of every record (one value, or one per record; -1 = unknown
     interface). ``wire`` (original lengths) stands in for an IPv4 total length of 0, as
-    captured on hosts with TCP segmentation offload. Returns the kept IPv4 TCP/UDP/ICMP
+    captured on hosts with TCP segmentation offload. At most ``payload_bytes`` payload bytes
+    are kept per packet (None: all captured). Returns the kept IPv4 TCP/UDP/ICMP
     packets and every record's skip reason.
     """
     n = len(doff)
@@ -353,6 +354,8 @@ def decode_records(
     payload_len = tot - hdr_len
     held = np.minimum(payload_len, ccap - hdr_len)
     np.maximum(held, 0, out=held)
+    if payload_bytes is not None:
+        np.minimum(held, max(payload_bytes, 0), out=held)
     payload, payload_off = _gather_ragged(buf, l4_start + l4len, held)
 
     if isinstance(is_eth, np.ndarray) and not is_eth.all():
@@ -376,23 +379,60 @@ def decode_records(
     )
 
 
-def _gather_ragged(
-    buf: NDArray[np.uint8], starts: NDArray[np.int64], lengths: NDArray[np.int64]
-) -> tuple[NDArray[np.uint8], NDArray[np.int64]]:
-    """Concatenate ``buf[starts[i]:starts[i] + lengths[i]]`` (ascending, non-overlapping)."""
-    off = np.zeros(len(starts) + 1, np.int64)
-    np.cumsum(lengths, out=off[1:])
-    total = int(off[-1])
+def _blocks(buf: NDArray[np.uint8], size: int) -> NDArray[np.void]:
+    """Stride-1 view of ``buf`` as overlapping ``size``-byte items (item ``i`` starts at byte i)."""
+    return np.ndarray((len(buf) - size + 1,), np.dtype(f"V{size}"), buf, 0, (1,))
+
+
+_BLOCK_SHIFT = 7  # ragged copies move 128-byte blocks, then the tails bit by bit
+_MASK_BELOW = 1 << 18  # smaller ragged copies go through one byte mask instead
+
+
+def _gather_mask(
+    buf: NDArray[np.uint8], starts: NDArray[np.int64], lengths: NDArray[np.int64], total: int
+) -> NDArray[np.uint8]:
+    """The ragged copy through a mask over the span: runs of skipped and kept bytes."""
     if total == 0:
-        return np.zeros(0, np.uint8), off
-    # a mask over the span: alternate runs of skipped and kept bytes, built with one repeat
+        return np.zeros(0, np.uint8)
     base = int(starts[0])
-    ends = starts + lengths
     runs = np.empty(2 * len(starts), np.int64)
     runs[0] = 0
-    runs[2::2] = starts[1:] - ends[:-1]
+    runs[2::2] = starts[1:] - (starts[:-1] + lengths[:-1])
     runs[1::2] = lengths
     pattern = np.zeros(2 * len(starts), np.bool_)
     pattern[1::2] = True
     mask = np.repeat(pattern, runs)
-    return buf[base : base + len(mask)][mask], off
+    return buf[base : base + len(mask)][mask]
+
+
+def _gather_ragged(
+    buf: NDArray[np.uint8], starts: NDArray[np.int64], lengths: NDArray[np.int64]
+) -> tuple[NDArray[np.uint8], NDArray[np.int64]]:
+    """Concatenate ``buf[starts[i]:starts[i] + lengths[i]]`` (ascending, non-overlapping).
+
+    Each range is cut into 128-byte blocks and a tail whose set bits (64, 32, ..., 1) are one
+    block each; every size is then one fancy-indexed block copy, so no per-byte index or mask
+    is built and no copy overlaps another.
+    """
+    off = np.zeros(len(starts) + 1, np.int64)
+    np.cumsum(lengths, out=off[1:])
+    total = int(off[-1])
+    if total < _MASK_BELOW:  # few bytes: one mask costs fewer array operations
+        return _gather_mask(buf, starts, lengths, total), off
+    out = np.empty(total, np.uint8)
+    dst0 = off[:-1]
+    nb = lengths >> _BLOCK_SHIFT
+    n_blocks = int(nb.sum())
+    if n_blocks:
+        row = np.repeat(np.arange(len(starts)), nb)
+        k = (np.arange(n_blocks) - (np.cumsum(nb) - nb)[row]) << _BLOCK_SHIFT
+        size = 1 << _BLOCK_SHIFT
+        _blocks(out, size)[dst0[row] + k] = _blocks(buf, size)[starts[row] + k]
+    size = 1 << (_BLOCK_SHIFT - 1)
+    while size:
+        sel = np.flatnonzero(lengths & size)
+        if len(sel):
+            at = ((lengths[sel] >> _BLOCK_SHIFT) << _BLOCK_SHIFT) + (lengths[sel] & (size - 1))
+            _blocks(out, size)[dst0[sel] + at] = _blocks(buf, size)[starts[sel] + at]
+        size >>= 1
+    return out, off

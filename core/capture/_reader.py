@@ -21,7 +21,7 @@ from ._report import SKIP_REASONS, CaptureError, ReadReport
 
 __all__ = ["iter_capture", "iter_captures", "read_capture", "read_captures"]
 
-_BLOCK = 32 << 20  # bytes read at a time
+_BLOCK = 1 << 20  # bytes read at a time: the scan and decode find them still in cache
 _BATCH = 16384  # records decoded at a time (at most): small batches stay in cache
 _ARENA = 4 << 20  # bytes of small files gathered before decoding them together
 _MAX_RECORD = 64 << 20  # larger records or blocks are treated as damage
@@ -62,12 +62,22 @@ class _Buffer:
     its capacity, so fixed-width header windows never index out of range.
     """
 
-    def __init__(self, stream: BinaryIO, capacity: int, path: str, rep: ReadReport) -> None:
+    def __init__(
+        self,
+        stream: BinaryIO,
+        capacity: int,
+        path: str,
+        rep: ReadReport,
+        scratch: NDArray[np.uint8] | None = None,
+    ) -> None:
         self.stream = stream
         self.path = path
         self.rep = rep
         self.capacity = max(capacity, 64)
-        self.arr = np.empty(self.capacity + SLACK, np.uint8)
+        if scratch is not None and len(scratch) >= self.capacity + SLACK:
+            self.arr = scratch[: self.capacity + SLACK]  # reused: its pages are already mapped
+        else:
+            self.arr = np.empty(self.capacity + SLACK, np.uint8)
         self.arr[self.capacity :] = 0
         self.mv = memoryview(self.arr)
         self.start = 0
@@ -123,7 +133,9 @@ def _one_line(exc: BaseException) -> str:
 def _open(path: str, rep: ReadReport) -> tuple[BinaryIO, int]:
     """Open ``path``, decompressing when its magic says so; returns the stream and a size hint."""
     try:
-        raw = open(path, "rb")  # noqa: SIM115 - closed by the caller
+        raw = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by the caller
+    except IsADirectoryError:
+        raise CaptureError(path, "is a directory, not a capture") from None
     except OSError as exc:
         raise CaptureError(path, f"cannot open: {exc.strerror or _one_line(exc)}") from None
     try:
@@ -585,14 +597,18 @@ def _pcapng(buf: _Buffer, rep: ReadReport) -> Iterator[_Records]:
 # -- reading engine ---------------------------------------------------------------------------
 
 
-def _file_records(name: str, rep: ReadReport) -> Iterator[tuple[_Buffer, _Records]]:
-    """Open one capture and yield its record batches with the buffer they point into."""
+def _file_records(
+    name: str, rep: ReadReport, scratch: NDArray[np.uint8] | None = None
+) -> Iterator[tuple[_Buffer, _Records]]:
+    """Open one capture and yield its record batches with the buffer they point into.
+
+    ``scratch`` is a buffer to read into when the file fits; each batch must be decoded or
+    copied before the next one is asked for.
+    """
     rep.path = name
-    if os.path.isdir(name):
-        raise CaptureError(name, "is a directory, not a capture")
     stream, hint = _open(name, rep)
     with stream:
-        buf = _Buffer(stream, hint, name, rep)
+        buf = _Buffer(stream, hint, name, rep, scratch)
         buf.fill(24)
         if buf.end == 0:
             raise CaptureError(name, "not a capture: empty file")
@@ -606,23 +622,22 @@ def _file_records(name: str, rep: ReadReport) -> Iterator[tuple[_Buffer, _Record
         for r in records:
             rep.packets_seen += len(r.doff)
             yield buf, r
-        unsupported = [t for t in rep.link_types if not link_type_supported(t)]
-        if unsupported and not rep.packets_kept:
-            rep.warnings.append(f"unsupported link type(s) {unsupported}: nothing decoded")
+        if rep.link_types and not any(link_type_supported(t) for t in rep.link_types):
+            rep.warnings.append(f"unsupported link type(s) {rep.link_types}: no packet decoded")
 
 
-def _count(reports: list[ReadReport], d: Decoded, rec_file: NDArray[np.int64] | None) -> None:
-    """Add a decoded batch's kept and skipped counts to the reports of its files."""
+def _count(reports: list[ReadReport], d: Decoded, files: list[int], sizes: list[int]) -> None:
+    """Add a decoded batch's kept and skipped counts to the reports of its files.
+
+    The batch holds ``sizes[k]`` records of file ``files[k]``, in that order.
+    """
     nr = len(SKIP_REASONS) + 1
-    if rec_file is None:
+    if len(files) == 1:
         counts = np.bincount(d.net, minlength=nr)[None, :]
-        local = [0]
     else:
-        local_ids, inverse = np.unique(rec_file, return_inverse=True)
-        counts = np.bincount(inverse * nr + d.net, minlength=len(local_ids) * nr)
-        counts = counts.reshape(len(local_ids), nr)
-        local = local_ids.tolist()
-    for row, fi in zip(counts.tolist(), local, strict=True):
+        local = np.repeat(np.arange(len(files)), sizes)
+        counts = np.bincount(local * nr + d.net, minlength=len(files) * nr).reshape(-1, nr)
+    for row, fi in zip(counts.tolist(), files, strict=True):
         rep = reports[fi]
         rep.packets_kept += row[0]
         for reason, c in zip(SKIP_REASONS, row[1:], strict=True):
@@ -661,18 +676,19 @@ class _Pending:
         self.n += len(r.doff)
         self.used += hi - lo
 
-    def decode(self, reports: list[ReadReport]) -> Decoded:
+    def decode(self, reports: list[ReadReport], keep_payload: int | None) -> Decoded:
         recs = self.recs
         doff = np.concatenate([r.doff for r in recs])
         cap = np.concatenate([r.cap for r in recs])
         ts = np.concatenate([r.ts_ns for r in recs])
         lt_arr = np.concatenate([np.asarray(r.lt) for r in recs])
         lt: int | NDArray[np.int64] = int(lt_arr[0]) if (lt_arr == lt_arr[0]).all() else lt_arr
-        rec_file = np.repeat(np.array(self.files, np.int64), [len(r.doff) for r in recs])
+        sizes = [len(r.doff) for r in recs]
+        rec_file = np.repeat(np.array(self.files, np.int32), sizes)
         wire = np.concatenate([r.wire for r in recs])
-        d = decode_records(self.arena[: self.used + SLACK], doff, cap, ts, lt, wire)
-        d.file = rec_file[d.rec].astype(np.int32)
-        _count(reports, d, rec_file)
+        d = decode_records(self.arena[: self.used + SLACK], doff, cap, ts, lt, wire, keep_payload)
+        d.file = rec_file[d.rec]
+        _count(reports, d, self.files, sizes)
         self.recs, self.files, self.n, self.used = [], [], 0, 0
         return d
 
@@ -682,6 +698,7 @@ def _engine(
     chunk_packets: int,
     reports: list[ReadReport],
     skip_errors: bool,
+    payload_bytes: int | None,
 ) -> Iterator[Traffic]:
     """Read ``names`` in order into Traffic chunks; small batches of many files are merged."""
     if chunk_packets < 1:
@@ -689,28 +706,30 @@ def _engine(
     chunker = _Chunker(chunk_packets, names)
     pending = _Pending()
     merge = len(names) > 1
+    # one read buffer for every file: batches are decoded or copied before the next read
+    scratch = np.empty(_BLOCK + SLACK, np.uint8) if merge else None
     for fi, name in enumerate(names):
         rep = reports[fi]
         try:
-            for buf, r in _file_records(name, rep):
+            for buf, r in _file_records(name, rep, scratch):
                 lo, hi = pending.span(r)
                 if merge and len(r.doff) < _BATCH // 4 and hi - lo < _ARENA // 4:
                     if pending.n + len(r.doff) > _BATCH or not pending.fits(hi - lo):
-                        yield from chunker.add(pending.decode(reports))
+                        yield from chunker.add(pending.decode(reports, payload_bytes))
                     pending.add(buf.arr, r, fi)
                     continue
                 if pending.n:
-                    yield from chunker.add(pending.decode(reports))
-                d = decode_records(buf.arr, r.doff, r.cap, r.ts_ns, r.lt, r.wire)
+                    yield from chunker.add(pending.decode(reports, payload_bytes))
+                d = decode_records(buf.arr, r.doff, r.cap, r.ts_ns, r.lt, r.wire, payload_bytes)
                 d.file = np.full(d.n, fi, np.int32)
-                _count(reports, d, None)
+                _count(reports, d, [fi], [len(r.doff)])
                 yield from chunker.add(d)
         except CaptureError as exc:
             if not skip_errors:
                 raise
             rep.error = str(exc)
     if pending.n:
-        yield from chunker.add(pending.decode(reports))
+        yield from chunker.add(pending.decode(reports, payload_bytes))
     yield from chunker.finish()
 
 
@@ -722,22 +741,28 @@ def iter_capture(
     *,
     chunk_packets: int = 262144,
     report: ReadReport | None = None,
+    payload_bytes: int | None = None,
 ) -> Iterator[Traffic]:
     """Stream the IPv4 TCP/UDP/ICMP packets of a pcap or pcapng file (optionally compressed).
 
     Yields :class:`Traffic` chunks of at most ``chunk_packets`` packets, reading the file block
     by block (memory stays bounded whatever the file size). ``report`` is filled in as reading
-    goes: format, link types, counts per skip reason, warnings about damage. Raises
-    :class:`CaptureError` when the file is not a readable capture.
+    goes: format, link types, counts per skip reason, warnings about damage. With
+    ``payload_bytes``, at most that many payload bytes are kept per packet (0: none; the
+    ``payload_len`` column is unchanged). Raises :class:`CaptureError` when the file is not a
+    readable capture.
     """
     rep = report if report is not None else ReadReport()
-    return _engine([str(path)], chunk_packets, [rep], skip_errors=False)
+    return _engine([str(path)], chunk_packets, [rep], False, payload_bytes)
 
 
-def read_capture(path: str | os.PathLike[str]) -> tuple[Traffic, ReadReport]:
+def read_capture(
+    path: str | os.PathLike[str], *, payload_bytes: int | None = None
+) -> tuple[Traffic, ReadReport]:
     """Read a whole capture into one :class:`Traffic`; see :func:`iter_capture`."""
     rep = ReadReport()
-    return _concat(list(iter_capture(path, report=rep)), [str(path)]), rep
+    chunks = list(iter_capture(path, report=rep, payload_bytes=payload_bytes))
+    return _concat(chunks, [str(path)]), rep
 
 
 def iter_captures(
@@ -746,6 +771,7 @@ def iter_captures(
     chunk_packets: int = 262144,
     reports: list[ReadReport] | None = None,
     skip_errors: bool = False,
+    payload_bytes: int | None = None,
 ) -> Iterator[Traffic]:
     """Stream many captures; small files are decoded together, which is much faster.
 
@@ -753,21 +779,27 @@ def iter_captures(
     ``reports`` (when given, it is cleared) receives one :class:`ReadReport` per path, complete
     once the iterator is exhausted. A file that is not a readable capture raises
     :class:`CaptureError`, or with ``skip_errors`` has its one-line reason in ``error``.
+    ``payload_bytes`` is as for :func:`iter_capture`.
     """
     names = [str(p) for p in paths]
     reps = reports if reports is not None else []
     reps.clear()
     reps.extend(ReadReport(path=n) for n in names)
-    return _engine(names, chunk_packets, reps, skip_errors)
+    return _engine(names, chunk_packets, reps, skip_errors, payload_bytes)
 
 
 def read_captures(
-    paths: Iterable[str | os.PathLike[str]], *, skip_errors: bool = False
+    paths: Iterable[str | os.PathLike[str]],
+    *,
+    skip_errors: bool = False,
+    payload_bytes: int | None = None,
 ) -> tuple[Traffic, list[ReadReport]]:
     """Read many captures into one :class:`Traffic`; see :func:`iter_captures`."""
     names = [str(p) for p in paths]
     reports: list[ReadReport] = []
-    chunks = list(iter_captures(names, reports=reports, skip_errors=skip_errors))
+    chunks = list(
+        iter_captures(names, reports=reports, skip_errors=skip_errors, payload_bytes=payload_bytes)
+    )
     return _concat(chunks, names), reports
 
 

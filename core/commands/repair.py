@@ -37,12 +37,18 @@ def repair_command(capture: Path, output: Path, fmt: str | None) -> None:
     traffic, summary = read_captures([capture], strict=True, progress=False)
     for w in summary.warnings:
         click.echo(f"warning: {w}", err=True)
+    dropped = ", ".join(f"{k} {v}" for k, v in sorted(summary.skipped.items()) if v)
+    if traffic.n_packets == 0:
+        raise click.ClickException(
+            f"{capture}: no IPv4 TCP/UDP/ICMP packets to repair"
+            + (f" (skipped: {dropped})" if dropped else "")
+        )
     traffic = assemble_flows(traffic)
     repaired, report = repair(traffic, synthetic=False)
     write_traffic(repaired, output, fmt, mtu=None)
-    dropped = sum(summary.skipped.values())
     click.echo(
-        f"{repaired.n_packets} packets written to {output}; {dropped} not IPv4 TCP/UDP/ICMP dropped"
+        f"{repaired.n_packets} packets written to {output}"
+        + (f"; not IPv4 TCP/UDP/ICMP, dropped: {dropped}" if dropped else "")
     )
     for kind, count in sorted(report.fixed.items()):
         if count:

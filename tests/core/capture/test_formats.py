@@ -86,6 +86,17 @@ def test_ethernet_padding_is_not_payload_and_snapped_payload_is_partial(tmp_path
     assert not rep.skipped
 
 
+@pytest.mark.parametrize("limit", [0, 5, 100])
+def test_payload_bytes_limit(tmp_path: Path, limit: int) -> None:
+    frames = [ether(tcp_packet(bytes(range(n)))) for n in (0, 3, 10, 60)]
+    path = _write(tmp_path, "lim.pcap", pcap([Rec(f) for f in frames]))
+    t, _ = read_capture(path, payload_bytes=limit)
+    assert t.payload_len.tolist() == [0, 3, 10, 60]
+    assert [t.payload_of(i) for i in range(4)] == [
+        bytes(range(min(n, limit))) for n in (0, 3, 10, 60)
+    ]
+
+
 def test_vlan_qinq_pppoe_and_mpls(tmp_path: Path) -> None:
     ip = tcp_packet(b"x")
     pppoe = struct.pack(">BBHHH", 0x11, 0, 1, len(ip) + 2, 0x0021) + ip

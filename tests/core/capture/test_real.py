@@ -208,7 +208,13 @@ def test_pcapfix_and_dpkt_damage(shared_data: Path) -> None:
     assert t.n_packets == 28 and not rep.warnings
 
 
-def test_many_files_read_together_equal_one_by_one(shared_data: Path) -> None:
+@pytest.mark.parametrize("batch", [16384, 64])  # 64: every file is decoded on its own
+def test_many_files_read_together_equal_one_by_one(
+    shared_data: Path, monkeypatch: pytest.MonkeyPatch, batch: int
+) -> None:
+    import netdiffusion.capture._reader as reader
+
+    monkeypatch.setattr(reader, "_BATCH", batch)
     ndpi = shared_data / "ndpi" / "pcap"
     files = [_need(ndpi / n) for n in ("ocs.pcap", "README.txt", "openwire.pcapng", "nfsv2.pcap")]
     files.append(_need(shared_data / "iot-sentinel/captures/Aria/Setup-A-1-STA.pcap"))

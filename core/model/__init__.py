@@ -1,0 +1,1 @@
+"""The class-conditional diffusion model of flows: denoiser, training, sampling, model dirs."""
