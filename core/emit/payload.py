@@ -51,6 +51,13 @@ for that protocol is clean there. The templated kinds above are clean at every l
 above their minimum, including 1-byte TCP segments (glued into the next message). QUIC (UDP
 443) is zero-filled: tshark flags none of those lengths there.
 
+Ports no filler makes clean (``UNFILLABLE_TCP``: 47, ``UNFILLABLE_UDP``: 147, measured with
+``tests/core/emit/_port_sweep.py`` over every port, lengths 1-1460, zero, ``'x'``, 0xFF and on
+TCP ten more constants; ``'x'`` cleans 100 TCP ports zero does not, ``TCP_FILL_BYTES``) are what
+synthetic repair avoids: :func:`safe_service_ports` moves such a flow's service port to the next
+fillable one (and a templated UDP port whose flow has a payload below ``UDP_TEMPLATE_MIN``), and
+:func:`ephemeral_ports` gives client ports in 49152-65535 that no dissector claims.
+
 Messages shorter than a protocol's minimum (a DNS question needs 17 bytes, NTP 48, DHCP 244)
 cannot be well formed; they get the template's first bytes and are what tshark still flags.
 
@@ -71,11 +78,17 @@ from netdiffusion._traffic import PROTO_ICMP, PROTO_TCP, PROTO_UDP, Traffic
 from netdiffusion.emit.macs import mac_for_ip
 
 __all__ = [
+    "EPHEMERAL_TAKEN",
     "KIND_NAMES",
     "TCP_FILL_BYTES",
     "UDP_FILL_BYTES",
+    "UNFILLABLE_TCP",
+    "UDP_TEMPLATE_MIN",
+    "UNFILLABLE_UDP",
+    "ephemeral_ports",
     "fill_payloads",
     "payload_kinds",
+    "safe_service_ports",
 ]
 
 # -- kinds --------------------------------------------------------------------------------------
@@ -109,8 +122,62 @@ UDP_FILL_BYTES: dict[int, int] = {
     **dict.fromkeys((1718, 1719, 9875), ord(" ")),
     47000: 0xAA,
 }
-#: Filler bytes for other TCP ports (zero was the best constant wherever one was measured).
-TCP_FILL_BYTES: dict[int, int] = {}
+
+
+def _ranges(text: str) -> tuple[int, ...]:
+    """``"1,5-7"`` -> ``(1, 5, 6, 7)``."""
+    out: list[int] = []
+    for part in text.split(","):
+        a, _, b = part.partition("-")
+        out.extend(range(int(a), int(b or a) + 1))
+    return tuple(out)
+
+
+#: Filler bytes for other TCP ports where zero is flagged by tshark 4.0 and ``'x'`` is not
+#: (measured with ``tests/core/emit/_port_sweep.py``: one flow per port, lengths 1-1460).
+TCP_FILL_BYTES: dict[int, int] = dict.fromkeys(
+    _ranges(
+        "42,49,88,210,547,1194,2234,2240,2502,3002-3003,3006,3014,3016-3019,3306,3369,3724,4222,"
+        "4249-4250,4880,5000,5353,5445,5534,6000-6063,7000,7171-7172,7871,8567,9092,14001,24800"
+    ),
+    ord("x"),
+)
+
+#: Service ports no filler here makes clean: tshark 4.0 flags the flow (malformed, expert error
+#: or warning) at some payload length in 1-1460 with zero, ``'x'`` and 0xFF bytes alike (and
+#: ten other constants on TCP), or with the port's ``UDP_FILL_BYTES`` byte. Binary protocols
+#: with length fields or magic values (SSH, LDAP, SNMP/TCP, PPTP, NetBIOS, RIP, SLP, VXLAN,
+#: Geneve, CAPWAP, ...) and no template here. Synthetic repair moves such a flow's service port
+#: (see :func:`safe_service_ports`); templated ports are not listed (they have a minimum length).
+UNFILLABLE_TCP: frozenset[int] = frozenset(
+    _ranges(
+        "22,37,123,161-162,199,389,524,639,873,925,988,1102,1153,1521,1723,1998,2269,2321-2322,"
+        "2571,2812,2944,3268,3357,3632,3863,4223-4224,4321,4551,4555-4556,5010,5094,5555,6160,"
+        "6666,8023,8085,9300,9600,9956,13400,29418,34980,48049"
+    )
+)
+UNFILLABLE_UDP: frozenset[int] = frozenset(
+    _ranges(
+        "37,49,69,137-138,173,177,213,319-320,427,434,464,496,513,520-521,524-525,546-547,664,"
+        "701,854,910,921,925,1001,1153,1194,1293,1628-1629,1718-1719,1745,2048,2055,2222,2246,"
+        "2269,2313,2345,2428,2944-2945,2948,3130,3250,3343,3357,3389,3452,3455,3544,3671,3784,"
+        "3804,3863,4000,4306-4307,4341-4342,4500,4533-4534,4551,4555,4569,4729,4739,4754,4784,"
+        "4789-4791,4991,5000-5001,5031,5072,5094,5246-5247,5436,5683,6081,6118,6343,6635,6784,"
+        "6970,7074,7275,7784,8200,8211,8600,8767,8805,8848,9200,9214,9875,9899,9901,9956,9996,"
+        "10253,11273,12000-12004,12220,12222-12223,13400,17220,17755-17756,18246,19132,23272,"
+        "24576-24577,25826,26000,27500,27910,27950-27953,27960-27963,34962,34980,37008,41170,"
+        "44818,47000,54328"
+    )
+)
+#: Ephemeral ports (49152-65535) that tshark 4.0 binds a dissector to on TCP or UDP (``tshark
+#: -G decodes``, and the sweeps): never used as a synthetic client port.
+EPHEMERAL_TAKEN: frozenset[int] = frozenset(
+    _ranges(
+        "49999,54328,56000-56001,56500-56501,57000-57001,57032-57033,57500-57501,57532-57533,"
+        "59000-59001,59032-59033,59500-59501,59532-59533,60001"
+    )
+)
+EPHEMERAL_FIRST = 49152
 
 _BASE = np.zeros(len(KIND_NAMES), np.uint8)
 _BASE[HTTP] = _BASE[SSDP] = ord("x")
@@ -162,6 +229,80 @@ def payload_kinds(traffic: Traffic) -> NDArray[np.int8]:
     icmp = proto == PROTO_ICMP
     kind[icmp] = np.where(np.isin(traffic.l4[icmp, 0], _ICMP_ERRORS), ICMP_ERR, ICMP_OTHER)
     return kind
+
+
+def _next_allowed(bad: NDArray[np.bool_], low: int) -> NDArray[np.int64]:
+    """Per port: itself if not ``bad``, else the next allowed port above (wrapping to ``low``)."""
+    ports = np.where(bad, 65536, np.arange(65536))
+    nxt = np.minimum.accumulate(ports[::-1])[::-1]
+    return np.where(nxt < 65536, nxt, low + int(np.argmax(~bad[low:]))).astype(np.int64)
+
+
+def _mask(ports: frozenset[int]) -> NDArray[np.bool_]:
+    m = np.zeros(65536, np.bool_)
+    m[list(ports)] = True
+    return m
+
+
+_UNFILLABLE = {PROTO_TCP: _mask(UNFILLABLE_TCP), PROTO_UDP: _mask(UNFILLABLE_UDP)}
+_SAFE_SERVICE = {
+    p: _next_allowed(bad | (table != RAW) | (np.arange(65536) < 1), 1024)
+    for p, bad, table in (
+        (PROTO_TCP, _UNFILLABLE[PROTO_TCP], _TCP_TABLE),
+        (PROTO_UDP, _UNFILLABLE[PROTO_UDP], _UDP_TABLE),
+    )
+}
+_EPHEMERAL = _next_allowed(
+    _mask(EPHEMERAL_TAKEN) | (np.arange(65536) < EPHEMERAL_FIRST), EPHEMERAL_FIRST
+)
+
+
+#: The shortest UDP payload each templated kind can fill as a well-formed message (a DNS
+#: question needs 17 bytes, an NTP header 48, BOOTP with the DHCP cookie and type 244, an SSDP
+#: request line 17); TCP kinds are framed across segments and have none.
+UDP_TEMPLATE_MIN: dict[int, int] = {53: 17, 5353: 17, 5355: 17, 123: 48, 67: 244, 68: 244, 1900: 17}
+_UDP_MIN = np.zeros(65536, np.int64)
+for _port, _least in UDP_TEMPLATE_MIN.items():
+    _UDP_MIN[_port] = _least
+
+
+def safe_service_ports(
+    proto: NDArray[np.integer],
+    port: NDArray[np.integer],
+    min_payload: NDArray[np.integer] | None = None,
+) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
+    """Service ports this filler can fill cleanly, and which of them were moved.
+
+    A TCP/UDP port in ``UNFILLABLE_TCP`` / ``UNFILLABLE_UDP``, or a templated UDP port whose
+    flow has a payload shorter than the template's minimum (``min_payload``: the flow's
+    shortest non-empty payload; ``UDP_TEMPLATE_MIN``), becomes the next port above it that is
+    neither unfillable nor templated (a deterministic, documented last resort); every other
+    port, and every other protocol, is kept.
+    """
+    proto = np.asarray(proto)
+    out = np.asarray(port, np.int64).copy()
+    moved = np.zeros(len(out), np.bool_)
+    least = np.full(len(out), 0xFFFF) if min_payload is None else np.asarray(min_payload)
+    for p, bad in _UNFILLABLE.items():
+        rows = np.flatnonzero((proto == p) & (out >= 0) & (out <= 0xFFFF))
+        hit = bad[out[rows]]
+        if p == PROTO_UDP:
+            hit |= least[rows] < _UDP_MIN[out[rows]]
+        hit = rows[hit]
+        out[hit] = _SAFE_SERVICE[p][out[hit]]
+        moved[hit] = True
+    return out, moved
+
+
+def ephemeral_ports(value: NDArray[np.integer]) -> NDArray[np.int64]:
+    """Client ports in 49152-65535 that no tshark dissector claims, derived from ``value``.
+
+    A value already such a port is kept; any other maps to ``49152 + value % 16384``, or the
+    next free port above it.
+    """
+    v = np.asarray(value, np.int64)
+    v = np.where((v >= EPHEMERAL_FIRST) & (v <= 0xFFFF), v, EPHEMERAL_FIRST + v % 16384)
+    return _EPHEMERAL[v]
 
 
 def _base_bytes(traffic: Traffic, kind: NDArray[np.int8]) -> NDArray[np.uint8]:
@@ -225,6 +366,28 @@ class _Fill:
         rank = np.empty(len(idx), np.int64)
         rank[order] = cum - (cum[base] - q[base])
         return rank
+
+    def answer_rank(self, idx: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
+        """Per packet: how many responder packets of its flow precede or are it (row order), and
+        whether it answers: a responder packet right after an originator packet of its flow.
+        """
+        t = self.traffic
+        flow = t.flow[idx]
+        key = np.where(flow >= 0, flow, -1 - idx)
+        order = np.lexsort((idx, key))
+        k = key[order]
+        r = (t.direction[idx][order] == 1).astype(np.int64)
+        cum = np.cumsum(r)
+        first = np.ones(len(k), np.bool_)
+        first[1:] = k[1:] != k[:-1]
+        base = np.maximum.accumulate(np.where(first, np.arange(len(k)), 0))
+        prev_orig = np.zeros(len(k), np.bool_)
+        prev_orig[1:] = ~first[1:] & (r[:-1] == 0)
+        rank = np.empty(len(idx), np.int64)
+        answers = np.empty(len(idx), np.bool_)
+        rank[order] = cum - (cum[base] - r[base])
+        answers[order] = prev_orig & (r == 1)
+        return rank, answers
 
 
 def _text(s: str) -> NDArray[np.uint8]:
@@ -295,7 +458,11 @@ def _dns(f: _Fill, idx: NDArray[np.int64], prefix: int) -> None:
     has_q = m >= 17
     name_len = np.where(opt, _OPT_NAME, np.clip(m - 16, 1, None))
     pad = m - 12 - name_len - 4 - _OPT_LEN
-    txid = (_flow_hash(f, idx) + f.flow_rank(idx)) & 0xFFFF
+    # a query's ID is unique in its flow; the response right after it reuses it; any other
+    # response gets an ID of its own (tshark flags a repeated response as a retransmission)
+    r_rank, answers = f.answer_rank(idx)
+    own = np.where(resp & ~answers, 0x8000 + r_rank, f.flow_rank(idx))
+    txid = (_flow_hash(f, idx) + own) & 0xFFFF
     w = 12 + int(name_len.max()) + 4 + _OPT_LEN
     mat = np.zeros((len(idx), prefix + w), np.uint8)
     if prefix:

@@ -9,7 +9,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from netdiffusion._traffic import PROTO_ICMP, PROTO_TCP, PROTO_UDP, Traffic, ragged_take
-from netdiffusion.checksum import checksum_ok, fill_checksums, ipv4_header_checksums, l4_checksums
+from netdiffusion.checksum import (
+    fill_checksums,
+    ipv4_header_checksums,
+    verify_checksums,
+)
 from netdiffusion.repair._model import RepairError, RepairReport, RepairStats
 from netdiffusion.repair._options import parse_ip_options, parse_tcp_options
 from netdiffusion.repair._segments import Segments, get_be, group_mode, mix, set_be
@@ -150,12 +154,16 @@ def _repair_real(traffic: Traffic) -> tuple[Traffic, RepairReport]:
     """Fix a real capture's defects; leave valid fields (and packet order) untouched.
 
     Payload bytes a snapped capture did not keep are filled (counted as ``payload_filled``) so
-    that every packet is complete and its checksum can be made right.
+    that every packet is complete and its checksum can be made right. Work is done where it is
+    needed: options are walked only in headers that have them, checksums are summed once, and
+    only the packets changed are compared for the report.
     """
-    report = RepairReport(packets_in=traffic.n_packets, packets_out=traffic.n_packets)
-    missing = int(np.count_nonzero(traffic.held_payload_len < traffic.payload_len))
+    n = traffic.n_packets
+    report = RepairReport(packets_in=n, packets_out=n)
+    held = traffic.held_payload_len
+    missing = int(np.count_nonzero(held < traffic.payload_len))
     if missing:
-        traffic, report.payload_filler = _fill_payloads(traffic, missing)
+        traffic, report.payload_filler = _fill_rows(traffic, held, missing)
         _add(report.fixed, "payload_filled", missing)
     ip = traffic.ip.copy()
     l4 = traffic.l4.copy()
@@ -164,19 +172,29 @@ def _repair_real(traffic: Traffic) -> tuple[Traffic, RepairReport]:
     version_ok = (ip[:, 0] >> 4) == 4
     frag = (get_be(ip, 6, 2) & 0x3FFF) != 0
     plen = traffic.payload_len.astype(np.int64)
+    touched = np.zeros(n, np.bool_)  # packets this pass may have changed
 
     # Malformed IPv4 options: overwrite from the first bad option to the header end with NOPs.
-    bad_ip, _ = parse_ip_options(ip, strict=False)
-    _nop_fill(ip, bad_ip, ihl * 4)
+    opt_rows = np.flatnonzero(ihl > 5)
+    if opt_rows.size:
+        bad_ip, _ = parse_ip_options(ip[opt_rows], strict=False)
+        sub = ip[opt_rows]
+        _nop_fill(sub, bad_ip, ihl[opt_rows] * 4)
+        ip[opt_rows] = sub
+        touched[opt_rows[bad_ip >= 0]] = True
     # Malformed TCP options, likewise.
     is_tcp = proto == PROTO_TCP
     tcp_hl = (l4[:, 12] >> 4).astype(np.int64) * 4
     tcp_rows = np.flatnonzero(is_tcp & (tcp_hl > 20))
     if tcp_rows.size:
-        opts = parse_tcp_options(l4[tcp_rows], tcp_hl[tcp_rows])
-        sub = l4[tcp_rows]
-        _nop_fill(sub, opts.bad_at, tcp_hl[tcp_rows])
-        l4[tcp_rows] = sub
+        opts = parse_tcp_options(l4[tcp_rows], tcp_hl[tcp_rows], values=False)
+        bad = opts.bad_at >= 0
+        if bad.any():
+            rows = tcp_rows[bad]
+            sub = l4[rows]
+            _nop_fill(sub, opts.bad_at[bad], tcp_hl[rows])
+            l4[rows] = sub
+            touched[rows] = True
 
     # Lengths of whole, known datagrams.
     known = version_ok & (ihl >= 5) & ~frag & np.isin(proto, (PROTO_TCP, PROTO_UDP, PROTO_ICMP))
@@ -185,35 +203,92 @@ def _repair_real(traffic: Traffic) -> tuple[Traffic, RepairReport]:
     want_total = ihl * 4 + l4_hl + plen
     rows = np.flatnonzero(known & (get_be(ip, 2, 2) != want_total) & (want_total <= 0xFFFF))
     set_be(ip, rows, 2, 2, want_total[rows])
+    touched[rows] = True
     is_udp = known & (proto == PROTO_UDP)
     want_udp = 8 + plen
     rows = np.flatnonzero(is_udp & (get_be(l4, 4, 2) != want_udp) & (want_udp <= 0xFFFF))
     set_be(l4, rows, 4, 2, want_udp[rows])
+    touched[rows] = True
 
-    # Checksums where they are wrong (an absent UDP checksum is valid and stays absent).
-    staged = replace(traffic, ip=ip, l4=l4)
-    verdict = checksum_ok(staged)
+    # Checksums where they are wrong (an absent UDP checksum is valid and stays absent); the
+    # bytes are summed once for both the verdicts and the correct L4 values.
+    verdict, l4_csum = verify_checksums(replace(traffic, ip=ip, l4=l4))
     rows = np.flatnonzero(~verdict["ip"] & version_ok & (ihl >= 5))
     if rows.size:
         csum = ipv4_header_checksums(ip[rows])
         set_be(ip, rows, 10, 2, csum)
+        touched[rows] = True
     bad_l4 = np.flatnonzero(~verdict["l4"] & known)
     if bad_l4.size:
-        staged = replace(traffic, ip=ip, l4=l4)
-        csum, ok = l4_checksums(staged)
+        ok = verdict["l4_checked"]
         for p, col in ((PROTO_TCP, 16), (PROTO_UDP, 6), (PROTO_ICMP, 2)):
             r = bad_l4[(proto[bad_l4] == p) & ok[bad_l4]]
-            set_be(l4, r, col, 2, csum[r])
+            set_be(l4, r, col, 2, l4_csum[r])
+            touched[r] = True
 
-    _count_changes(report.fixed, traffic.ip, traffic.l4, ip, l4)
+    t_rows = np.flatnonzero(touched)
+    _count_changes(report.fixed, traffic.ip[t_rows], traffic.l4[t_rows], ip[t_rows], l4[t_rows])
     # Defects left alone: a real capture's timing and unverifiable checksums are what they are.
-    seg_order = np.lexsort((np.arange(traffic.n_packets), traffic.flow))
+    seg_order = np.argsort(traffic.flow, kind="stable")
     fl = traffic.flow[seg_order]
     ts = traffic.ts_ns[seg_order]
     _add(report.unfixed, "ts_backwards", int(((np.diff(ts) < 0) & (fl[1:] == fl[:-1])).sum()))
     _add(report.unfixed, "l4_unverifiable", int((~verdict["l4_checked"] & known).sum()))
     _add(report.unfixed, "ip_fragment", int(frag.sum()))
     return replace(traffic, ip=ip, l4=l4), report
+
+
+def _fill_rows(traffic: Traffic, held: I64, missing: int) -> tuple[Traffic, str]:
+    """:func:`_fill_payloads` run on the packets that need it only, spliced back in place.
+
+    Packets holding more than ``payload_len`` bytes (not produced by the reader) take the
+    whole-traffic path, which also cuts them.
+    """
+    plen = traffic.payload_len.astype(np.int64)
+    rows = np.flatnonzero(held != plen)
+    if (held[rows] > plen[rows]).any():
+        return _fill_payloads(traffic, missing)
+    sub, name = _fill_payloads(traffic.take(rows), missing)
+    buf, off = _splice_rows(
+        traffic.payload, traffic.payload_off, rows, sub.payload, sub.payload_off
+    )
+    return replace(traffic, payload=buf, payload_off=off), name
+
+
+def _splice_rows(
+    buf: NDArray[np.uint8], off: I64, rows: I64, sub_buf: NDArray[np.uint8], sub_off: I64
+) -> tuple[NDArray[np.uint8], I64]:
+    """The ragged array ``(buf, off)`` with rows ``rows`` (ascending) replaced by the rows of
+    ``(sub_buf, sub_off)``, each at least as long as the row it replaces.
+
+    The other rows' bytes move as contiguous runs: one slice copy up to the first replaced row,
+    one masked copy after it (no per-byte index over the whole buffer).
+    """
+    old_len = np.diff(off)
+    sub_len = np.diff(sub_off)
+    new_len = old_len.copy()
+    new_len[rows] = sub_len
+    new_off = np.zeros(len(old_len) + 1, np.int64)
+    np.cumsum(new_len, out=new_off[1:])
+    out = np.empty(int(new_off[-1]), np.uint8)
+    base = int(off[0])
+    old = buf[base : int(off[-1])]
+    extra = sub_len - old_len[rows]
+    if rows.size:
+        # bytes of the other rows: a prefix slice, then everything but the inserted positions
+        p0 = int(off[rows[0] + 1]) - base
+        out[:p0] = old[:p0]
+        keep = np.ones(len(out) - p0, np.bool_)
+        at = np.repeat(off[rows + 1] - base - p0, extra)
+        keep[at + np.arange(len(at))] = False
+        out[p0:][keep] = old[p0:]
+        # the replaced rows, whole
+        total = int(sub_len.sum())
+        within = np.arange(total) - np.repeat(np.cumsum(sub_len) - sub_len, sub_len)
+        out[np.repeat(new_off[rows], sub_len) + within] = sub_buf[sub_off[0] : sub_off[-1]]
+    else:
+        out[:] = old
+    return out, new_off
 
 
 def _nop_fill(hdr: NDArray[np.uint8], bad_at: I64, hlen: I64) -> None:
@@ -275,6 +350,10 @@ def _repair_synthetic(
     h = mix(seed, fid, np.full(F, 1))
     svc = np.where(svc > 0, svc, 1024 + (h % np.uint64(48000)).astype(np.int64))
     cli = np.where(cli > 0, cli, 49152 + ((h >> np.uint64(20)) % np.uint64(16384)).astype(np.int64))
+    udp_len = np.where(is_udp, np.minimum(plen, mtu - 28), 0)
+    least = -S.seg_max(np.where(udp_len > 0, -udp_len, -0xFFFF))  # shortest UDP payload
+    svc, cli, moved = _port_policy(f_proto, svc, cli, least)
+    _add(report.fixed, "service_port_unfillable", int(S.length[moved].sum()))
 
     # -- ICMP flow kind: echo (default), destination unreachable or time exceeded -------------
     itype = l4[:, 0].astype(np.int64)
@@ -525,6 +604,31 @@ def _repair_synthetic(
     _add(report.fixed, "timestamp", int((out.ts_ns != t.ts_ns[rows]).sum()))
     report.packets_out = out.n_packets
     return out, report
+
+
+def _port_policy(f_proto: I64, svc: I64, cli: I64, least: I64) -> tuple[I64, I64, Mask]:
+    """Per flow: the service and client ports synthetic output uses, and which services moved.
+
+    The service port is the model's, unless the payload filler cannot fill it so that tshark
+    accepts it (``netdiffusion.emit.payload.UNFILLABLE_TCP`` / ``UNFILLABLE_UDP``, or a
+    templated UDP port whose flow's shortest payload ``least`` is below the template's
+    minimum, ``UDP_TEMPLATE_MIN``): such a flow moves to the next fillable port (counted as
+    ``service_port_unfillable``). The client port is ephemeral (49152-65535, one no dissector
+    claims, derived from the model's value), so only the service port selects a dissector; kept
+    as generated where it equals the service port (mDNS 5353, NTP 123, ...) or is DHCP's 68.
+    """
+    try:
+        from netdiffusion.emit.payload import ephemeral_ports, safe_service_ports
+    except ImportError:  # no emitter installed: ports as generated
+        return svc, cli, np.zeros(len(svc), np.bool_)
+    ported = (f_proto == PROTO_TCP) | (f_proto == PROTO_UDP)
+    new_svc, moved = safe_service_ports(f_proto, svc, least)
+    moved &= ported
+    keep = ported & ~moved & ((cli == svc) | ((f_proto == PROTO_UDP) & (svc == 67) & (cli == 68)))
+    new_cli = np.where(keep | ~ported, cli, ephemeral_ports(cli))
+    clash = ported & ~keep & (new_cli == new_svc)
+    new_cli[clash] = ephemeral_ports(new_cli[clash] + 1)
+    return np.where(ported, new_svc, svc), new_cli, moved
 
 
 def _write_tcp_options(
