@@ -6,7 +6,8 @@ then ``repair(traffic, synthetic=False)`` + ``write_pcap(..., mtu=None)`` is tim
 ``--repeat``, pinned to one CPU. Synthetic traffic (random header bits shaped like model output,
 and decoded pure-noise nPrint tensors with assigned addresses) goes through
 ``repair(synthetic=True)`` + ``write_pcap``. Each stage is also timed alone. Prints packets/s and
-MB/s (bytes of pcap written per second).
+MB/s (bytes of pcap written per second); "records in memory" is the writer without the file
+(no write, fsync or rename).
 
 Target: repair + write >= 500,000 packets/s on the real sets.
 Run: ``python benchmarks/bench_repair_write.py [--data DIR] [--packets N] [--repeat R]``.
@@ -29,6 +30,7 @@ from netdiffusion import Traffic
 from netdiffusion.checksum import fill_checksums
 from netdiffusion.emit import assign_addresses, write_pcap
 from netdiffusion.emit.payload import fill_payloads
+from netdiffusion.emit.pcap import _Builder
 from netdiffusion.flows import assemble_flows
 from netdiffusion.inputs import expand_captures, read_captures
 from netdiffusion.repair import repair
@@ -68,6 +70,8 @@ def _stages(traffic: Traffic, synth: bool, out: Path, repeat: int, mtu: int | No
     _line(f"repair(synthetic={synth})", n, secs)
     secs, rep = _best(lambda: write_pcap(repaired, out, mtu=mtu), repeat)
     _line("write_pcap", repaired.n_packets, secs, rep.bytes)
+    secs, body = _best(lambda: _Builder(repaired, "pcap", False).records(), repeat)
+    _line("  records in memory", repaired.n_packets, secs, len(body))
     secs, _ = _best(lambda: fill_checksums(repaired), repeat)
     _line("fill_checksums", repaired.n_packets, secs)
     if synth:

@@ -11,10 +11,12 @@ derived from the IP addresses (:mod:`netdiffusion.emit.macs`); captured ones are
 are never truncated: the snaplen written in the header is ``max(snaplen, longest frame)``, and an
 IP datagram above ``mtu`` bytes is an error unless ``mtu=None``.
 
-The output is built as numpy byte buffers: per-record headers, Ethernet headers and IP/L4 headers
-are laid out in a ``[packets, width]`` staging matrix and compressed to the ragged header bytes;
-headers and payloads are interleaved into the output with one boolean mask per chunk of packets.
-Files are written through :func:`netdiffusion._atomic.atomic_output`, so a failure leaves no
+The output is built as numpy byte buffers, one chunk of packets (a few MiB of records) at a time
+in one reused buffer: per-record headers, Ethernet headers and IP/L4 headers are laid out in a
+``[packets, width]`` staging matrix. For pcap, payloads are copied in fixed-size blocks of bytes
+(fancy indexing over runs of bytes viewed as single items), then each group of equal header
+lengths is placed over them; pcapng interleaves headers, payloads and trailers with one boolean
+mask per chunk. Files are written through :func:`netdiffusion._atomic.atomic_output`, so a failure leaves no
 partial output. :class:`PcapWriter` streams chunks of traffic into one file with the same
 guarantee (the file appears only when the ``with`` block ends without an exception).
 
@@ -27,6 +29,7 @@ packets outside any flow), so Wireshark can filter with ``frame.comment contains
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import struct
 from dataclasses import dataclass
@@ -35,6 +38,7 @@ from types import TracebackType
 from typing import BinaryIO, Literal
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 from numpy.typing import NDArray
 
 from netdiffusion._atomic import atomic_output
@@ -53,7 +57,9 @@ __all__ = [
 LINKTYPE_ETHERNET = 1
 DEFAULT_SNAPLEN = 262144
 DEFAULT_MTU = 1500
-_CHUNK = 32768  # packets per vectorized pass: keeps masks and staging in cache
+_CHUNK = 65536  # packets per vectorized pass at most
+_CHUNK_BYTES = 1 << 22  # and about this many record bytes: the pass stays in cache
+_SLACK = 256  # spare bytes after a chunk's records (> any record header)
 _ETH = 14
 Format = Literal["pcap", "pcapng"]
 
@@ -249,22 +255,36 @@ class _Builder:
             self.pad = -self.caplen % 4
             self.post = self.pad + self.opt_len[self.flow_row] + 4
         self.rec_len = self.pre + self.caplen + self.post
+        self.ends = np.cumsum(self.rec_len)
+        self.total = int(self.ends[-1]) if len(self.ends) else 0
 
     @property
     def max_frame(self) -> int:
         return int(self.caplen.max()) if len(self.caplen) else 0
 
-    def build(self, s: int, e: int, out: NDArray[np.uint8]) -> None:
-        """Write the records of packets ``s:e`` into ``out`` (exactly their total length)."""
+    def ranges(self) -> list[tuple[int, int]]:
+        """Packet ranges of at most ``_CHUNK`` packets and about ``_CHUNK_BYTES`` record bytes."""
+        n = self.t.n_packets
+        if n == 0:
+            return []
+        by_bytes = np.searchsorted(self.ends, np.arange(_CHUNK_BYTES, self.total, _CHUNK_BYTES))
+        cuts = np.sort(np.concatenate([[0], by_bytes + 1, np.arange(_CHUNK, n, _CHUNK), [n]]))
+        cuts = np.minimum(cuts, n)
+        cuts = cuts[np.append(True, cuts[1:] != cuts[:-1])]
+        return [(int(a), int(b)) for a, b in itertools.pairwise(cuts)]
+
+    def _stage(self, s: int, e: int) -> tuple[NDArray[np.uint8], NDArray[np.int64], int]:
+        """Headers of packets ``s:e`` as a ``[n, width]`` matrix: record header, Ethernet, IPv4,
+        L4 in the first ``pre_len`` bytes of each row (pcapng: the trailer after ``width``)."""
         t = self.t
         n = e - s
-        hlen = self.hlen[s:e]
         caplen = self.caplen[s:e]
-        post = self.post[s:e]
-        pre_len = self.pre + hlen
+        pre_len = self.pre + self.hlen[s:e]
         w_pre = int(pre_len.max())
-        w_post = int(post.max())
-        stage = np.zeros((n, w_pre + w_post), np.uint8)
+        if self.fmt == "pcap":  # every byte the records use is written below
+            stage = np.empty((n, w_pre), np.uint8)
+        else:
+            stage = np.zeros((n, w_pre + int(self.post[s:e].max())), np.uint8)
         # Record header.
         ts = t.ts_ns[s:e]
         if self.fmt == "pcap":
@@ -295,28 +315,88 @@ class _Builder:
         w_ip = min(60, w_pre - ip0)
         if w_ip > 0:
             stage[:, ip0 : ip0 + w_ip] = t.ip[s:e, :w_ip]
-        for h in np.unique(ihl):  # a handful of header lengths
+        for h in np.flatnonzero(np.bincount(ihl >> 2)) * 4:  # a handful of header lengths
             h = int(h)
             w_l4 = min(60, w_pre - ip0 - h)
             if w_l4 <= 0:
                 continue
             rows = ihl == h
-            stage[rows, ip0 + h : ip0 + h + w_l4] = t.l4[s:e][rows, :w_l4]
-        cols = np.arange(w_pre + w_post)[None, :]
-        keep = cols < pre_len[:, None]
-        if self.fmt == "pcapng":
-            flow_row = self.flow_row[s:e]
-            pad = self.pad[s:e]
-            o_len = self.opt_len[flow_row]
-            w_opt = self.opts.shape[1]
-            for k in range(4):  # the four paddings after a frame
-                rows = pad == k
-                if rows.any():
-                    stage[rows, w_pre + k : w_pre + k + w_opt] = self.opts[flow_row[rows]]
-            trailer = self.rec_len[s:e].astype("<u4").view(np.uint8).reshape(n, 4)
-            tcol = w_pre + pad + o_len
-            stage[np.arange(n)[:, None], tcol[:, None] + np.arange(4)[None, :]] = trailer
-            keep |= (cols >= w_pre) & (cols < w_pre + post[:, None])
+            if rows.all():
+                stage[:, ip0 + h : ip0 + h + w_l4] = t.l4[s:e, :w_l4]
+            else:
+                stage[rows, ip0 + h : ip0 + h + w_l4] = t.l4[s:e][rows, :w_l4]
+        return stage, pre_len, w_pre
+
+    def build(self, s: int, e: int, out: NDArray[np.uint8]) -> None:
+        """Write the records of packets ``s:e`` at the start of ``out``.
+
+        ``out`` holds their total length plus ``_SLACK`` bytes, which may be overwritten.
+        """
+        if self.fmt == "pcap":
+            self._build_blocks(s, e, out)
+        else:
+            self._build_masked(s, e, out[: int(self.ends[e - 1] - self.ends[s] + self.rec_len[s])])
+
+    def _build_blocks(self, s: int, e: int, out: NDArray[np.uint8]) -> None:
+        """pcap records: payloads first, copied in fixed-size blocks, then headers over them.
+
+        Blocks are ``g`` bytes, ``g`` the shortest record header of the chunk; a payload's last
+        block may run up to ``g - 1`` bytes past it, into the next record's header only, which
+        is written afterwards, one group of equal header lengths at a time. Every copy moves
+        whole rows of bytes (no mask or index per byte of the output).
+        """
+        t = self.t
+        stage, pre_len, _ = self._stage(s, e)
+        buf = t.payload if t.payload.strides[0] == 1 else np.ascontiguousarray(t.payload)
+        rec_at = self.ends[s:e] - self.rec_len[s:e] - (self.ends[s] - self.rec_len[s])
+        plen = t.payload_len[s:e].astype(np.int64)
+        g = int(pre_len.min())
+        n_blk = (plen + (g - 1)) // g
+        nb = int(n_blk.sum())
+        if nb:
+            src0 = t.payload_off[s:e]
+            dst0 = rec_at + pre_len
+            first = np.cumsum(n_blk) - n_blk
+            src = np.repeat(src0 - first * g, n_blk) + np.arange(0, nb * g, g, dtype=np.int64)
+            dst = np.repeat(dst0 - src0, n_blk) + src
+            cut = int(np.searchsorted(src, len(buf) - g, side="right")) if len(buf) >= g else 0
+            if cut:  # blocks that can be read whole
+                _items(out, g)[dst[:cut]] = _items(buf, g)[src[:cut]]
+            if cut < nb:  # the last bytes of the buffer, byte by byte (fewer than g)
+                q = np.arange(src[cut], int(t.payload_off[e]), dtype=np.int64)
+                row = np.searchsorted(t.payload_off[s : e + 1], q, side="right") - 1
+                out[q - src0[row] + dst0[row]] = buf[q]
+        counts = np.bincount(pre_len)
+        for h in np.flatnonzero(counts):  # a handful of header lengths
+            h = int(h)
+            rows_v = stage[:, :h].view(f"V{h}")[:, 0]  # each row's first h bytes, one item
+            if counts[h] == len(pre_len):
+                _items(out, h)[rec_at] = rows_v
+            else:
+                rows = pre_len == h
+                _items(out, h)[rec_at[rows]] = rows_v[rows]
+
+    def _build_masked(self, s: int, e: int, out: NDArray[np.uint8]) -> None:
+        """pcapng records: headers and trailers staged, interleaved with payloads by a mask."""
+        t = self.t
+        n = e - s
+        post = self.post[s:e]
+        stage, pre_len, w_pre = self._stage(s, e)
+        w_post = stage.shape[1] - w_pre
+        cols = np.arange(w_pre + w_post, dtype=np.int16)[None, :]
+        keep = cols < pre_len.astype(np.int16)[:, None]
+        flow_row = self.flow_row[s:e]
+        pad = self.pad[s:e]
+        o_len = self.opt_len[flow_row]
+        w_opt = self.opts.shape[1]
+        for k in range(4):  # the four paddings after a frame
+            rows = pad == k
+            if rows.any():
+                stage[rows, w_pre + k : w_pre + k + w_opt] = self.opts[flow_row[rows]]
+        trailer = self.rec_len[s:e].astype("<u4").view(np.uint8).reshape(n, 4)
+        tcol = w_pre + pad + o_len
+        stage[np.arange(n)[:, None], tcol[:, None] + np.arange(4)[None, :]] = trailer
+        keep |= (cols >= w_pre) & (cols < w_pre + post[:, None].astype(np.int16))
         hdr_bytes = stage[keep]
         plen = t.payload_len[s:e].astype(np.int64)
         seg = np.empty((n, 3), np.int64)
@@ -335,15 +415,34 @@ class _Builder:
 
     def records(self) -> NDArray[np.uint8]:
         """All records in one buffer."""
-        out = np.empty(int(self.rec_len.sum()), np.uint8)
-        ends = np.cumsum(self.rec_len)
-        start = 0
-        for s in range(0, self.t.n_packets, _CHUNK):  # chunks of packets, each vectorized
-            e = min(self.t.n_packets, s + _CHUNK)
-            stop = int(ends[e - 1])
-            self.build(s, e, out[start:stop])
-            start = stop
-        return out
+        out = np.empty(self.total + _SLACK, np.uint8)
+        for s, e in self.ranges():  # chunks of packets, each vectorized
+            self.build(s, e, out[int(self.ends[s] - self.rec_len[s]) :])
+        return out[: self.total]
+
+    def write_to(self, fh: BinaryIO) -> int:
+        """Write all records to ``fh`` chunk by chunk through one reused buffer; returns bytes."""
+        ranges = self.ranges()
+        if not ranges:
+            return 0
+        at = [int(self.ends[s] - self.rec_len[s]) for s, _ in ranges] + [self.total]
+        sizes = [b - a for a, b in itertools.pairwise(at)]
+        out = np.empty(max(sizes) + _SLACK, np.uint8)
+        for (s, e), size in zip(ranges, sizes, strict=True):
+            self.build(s, e, out)
+            fh.write(memoryview(out[:size]))
+        return self.total
+
+
+def _items(a: NDArray[np.uint8], width: int) -> NDArray[np.void]:
+    """Every run of ``width`` bytes of the 1-D ``a`` as one item (item ``i`` starts at byte ``i``).
+
+    Fancy indexing over these items copies whole runs of bytes at once.
+    """
+    runs = as_strided(
+        a, (len(a) - width + 1, width), (a.strides[0], 1), writeable=a.flags.writeable
+    )
+    return runs.view(f"V{width}")[:, 0]
 
 
 def _out_of_order(ts: NDArray[np.int64]) -> int:
@@ -365,15 +464,14 @@ def _write(
     builder = _Builder(traffic, fmt, nanosecond)
     snap = max(snaplen, builder.max_frame)
     head = _pcap_header(nanosecond, snap) if fmt == "pcap" else _pcapng_header(nanosecond, snap)[0]
-    body = builder.records()
     with atomic_output(target) as fh:
         fh.write(head)
-        fh.write(memoryview(body))
+        body = builder.write_to(fh)
     return WriteReport(
         path=target,
         format=fmt,
         packets=traffic.n_packets,
-        bytes=len(head) + len(body),
+        bytes=len(head) + body,
         linktype=LINKTYPE_ETHERNET,
         snaplen=snap,
         nanosecond=nanosecond,
@@ -462,15 +560,14 @@ class PcapWriter:
         if traffic.n_packets == 0:
             return
         builder = _Builder(traffic, self.fmt, self.nanosecond)
-        body = builder.records()
-        self._fh.write(memoryview(body))
+        body = builder.write_to(self._fh)
         ts = traffic.ts_ns
         self._disorder += _out_of_order(ts)
         if self._last_ts is not None and int(ts[0]) < self._last_ts:
             self._disorder += 1
         self._last_ts = int(ts[-1])
         self._packets += traffic.n_packets
-        self._bytes += len(body)
+        self._bytes += body
         self._max_frame = max(self._max_frame, builder.max_frame)
         self._derived += builder.derived
 

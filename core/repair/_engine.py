@@ -111,8 +111,31 @@ def _count_changes(
     l4_before: NDArray[np.uint8],
     ip_after: NDArray[np.uint8],
     l4_after: NDArray[np.uint8],
+    rows: I64 | None = None,
 ) -> None:
-    """Add the number of packets whose each header field changed to ``fixed``."""
+    """Add the number of packets whose each header field changed to ``fixed``.
+
+    Row ``i`` of the ``after`` arrays is compared with row ``rows[i]`` of the ``before`` arrays
+    (row ``i`` when ``rows`` is None), in chunks of rows that keep the comparisons in cache.
+    """
+    n = len(ip_after)
+    for s in range(0, n, _COUNT_CHUNK):
+        e = min(n, s + _COUNT_CHUNK)
+        r = slice(s, e) if rows is None else rows[s:e]
+        _count_chunk(fixed, ip_before[r], l4_before[r], ip_after[s:e], l4_after[s:e])
+
+
+_COUNT_CHUNK = 32768
+
+
+def _count_chunk(
+    fixed: dict[str, int],
+    ip_before: NDArray[np.uint8],
+    l4_before: NDArray[np.uint8],
+    ip_after: NDArray[np.uint8],
+    l4_after: NDArray[np.uint8],
+) -> None:
+    """:func:`_count_changes` for rows compared one to one."""
     if len(ip_after) == 0:
         return
     ip_bits = _diff_bits(ip_before, ip_after)
@@ -388,15 +411,19 @@ def _repair_synthetic(
     _add(report.fixed, "direction", int(flipped.sum()))
 
     # -- IPv4 header length: keep well-formed options only -----------------------------------
-    bad_ip, _ = parse_ip_options(ip, strict=True)
     ihl_in = (ip[:, 0] & 0x0F).astype(np.int64)
+    bad_ip = np.full(len(ip), -1, np.int64)
+    opt_rows = np.flatnonzero(ihl_in > 5)  # only headers with options are walked
+    if opt_rows.size:
+        bad_ip[opt_rows] = parse_ip_options(ip[opt_rows], strict=True)[0]
     ihl = np.where((bad_ip < 0) & (ihl_in >= 5), ihl_in, 5)
     ip[:, 0] = 0x40 | ihl
-    ip *= np.arange(60, dtype=np.int64)[None, :] < (ihl * 4)[:, None]
+    for h in np.flatnonzero(np.bincount(ihl, minlength=16)):  # zero beyond each header length
+        ip[ihl == h, 4 * h :] = 0
     ihl_b = ihl * 4
 
     # -- TCP option choices per flow (from the generated SYN and SYN-ACK) -------------------
-    opts = parse_tcp_options(l4, (l4[:, 12] >> 4).astype(np.int64) * 4)
+    opts = parse_tcp_options(l4, (l4[:, 12] >> 4).astype(np.int64) * 4, only=is_tcp)
     p0 = S.starts
     p1 = np.where(S.length > 1, S.starts + 1, S.starts)
     has1 = S.length > 1
@@ -599,7 +626,7 @@ def _repair_synthetic(
     _add(report.fixed, "payload_bytes_filled", missing)
     out = fill_checksums(out, copy=False)  # ip/l4 are this call's own arrays (from take)
 
-    _count_changes(report.fixed, t.ip[rows], t.l4[rows], out.ip, out.l4)
+    _count_changes(report.fixed, t.ip, t.l4, out.ip, out.l4, rows)
     _add(report.fixed, "payload_length", int((plen != t.payload_len[rows]).sum()))
     _add(report.fixed, "timestamp", int((out.ts_ns != t.ts_ns[rows]).sum()))
     report.packets_out = out.n_packets

@@ -38,7 +38,7 @@ class TcpOptions:
 def _walk(
     hdr: NDArray[np.uint8],
     hlen: I64,
-    visit: object,
+    visit: object | None,
     fixed: dict[int, int],
     routes: tuple[int, ...] = (),
     sack: bool = False,
@@ -70,7 +70,7 @@ def _walk(
         bad = tlv & ~ok
         bad_at[idx[bad]] = p[bad]
         good = tlv & ok
-        if good.any():
+        if visit is not None and good.any():
             visit(idx[good], p[good], kind[good], ln[good])  # type: ignore[operator]
         newp = p + np.where(nop, 1, np.where(good, ln, 0))
         pos[idx] = newp
@@ -78,39 +78,79 @@ def _walk(
     return bad_at
 
 
-def parse_tcp_options(l4: NDArray[np.uint8], hlen: I64) -> TcpOptions:
-    """Parse TCP options of every row (header length ``hlen`` in bytes, clipped to 20..60)."""
+def parse_tcp_options(
+    l4: NDArray[np.uint8], hlen: I64, *, values: bool = True, only: Mask | None = None
+) -> TcpOptions:
+    """Parse TCP options of every row (header length ``hlen`` in bytes, clipped to 20..60).
+
+    ``values=False`` finds malformed options only (``bad_at``) and leaves the value columns
+    empty; ``only`` parses just those rows (the others read as having no options). Rows in the
+    usual data-segment layout (NOP, NOP, timestamps; 32-byte header) are read directly; the
+    others are walked option by option.
+    """
     n = len(l4)
     hlen = np.clip(hlen, 20, 60)
     z = np.zeros(n, np.int64)
     f = np.zeros(n, np.bool_)
     out = TcpOptions(z.copy(), f.copy(), z.copy(), f.copy(), z.copy(), f.copy(), f.copy(),
                      z.copy(), z.copy(), f.copy())  # fmt: skip
+    if n == 0:
+        return out
+    canon = (hlen == 32) & (l4[:, 20] == TCP_NOP) & (l4[:, 21] == TCP_NOP)
+    canon &= (l4[:, 22] == TCP_TS) & (l4[:, 23] == 10)
+    if only is not None:
+        canon &= only
+    walk = np.flatnonzero(~canon if only is None else ~canon & only)
+    if walk.size < n:
+        if values:
+            out.has_ts[canon] = True
+            out.tsval[canon] = _be_cols(l4[canon], 24, 4)
+            out.tsecr[canon] = _be_cols(l4[canon], 28, 4)
+        if walk.size == 0:
+            out.bad_at[:] = -1
+            return out
+        hdr, hl = l4[walk], hlen[walk]
+    else:
+        hdr, hl = l4, hlen
 
     def be(rows: I64, col: I64, nbytes: int) -> I64:
         v = np.zeros(len(rows), np.int64)
         for k in range(nbytes):
-            v = (v << 8) | l4[rows, np.minimum(col + k, 59)]
+            v = (v << 8) | hdr[rows, np.minimum(col + k, 59)]
         return v
 
     def visit(rows: I64, p: I64, kind: I64, ln: I64) -> None:
+        at = walk[rows] if walk.size < n else rows
         m = kind == TCP_MSS
-        out.has_mss[rows[m]] = True
-        out.mss[rows[m]] = be(rows[m], p[m] + 2, 2)
+        out.has_mss[at[m]] = True
+        out.mss[at[m]] = be(rows[m], p[m] + 2, 2)
         m = kind == TCP_WS
-        out.has_ws[rows[m]] = True
-        out.ws[rows[m]] = l4[rows[m], np.minimum(p[m] + 2, 59)]
+        out.has_ws[at[m]] = True
+        out.ws[at[m]] = hdr[rows[m], np.minimum(p[m] + 2, 59)]
         m = kind == TCP_SACKP
-        out.has_sackp[rows[m]] = True
+        out.has_sackp[at[m]] = True
         m = kind == TCP_TS
-        out.has_ts[rows[m]] = True
-        out.tsval[rows[m]] = be(rows[m], p[m] + 2, 4)
-        out.tsecr[rows[m]] = be(rows[m], p[m] + 6, 4)
+        out.has_ts[at[m]] = True
+        out.tsval[at[m]] = be(rows[m], p[m] + 2, 4)
+        out.tsecr[at[m]] = be(rows[m], p[m] + 6, 4)
         m = ~np.isin(kind, [TCP_MSS, TCP_WS, TCP_SACKP, TCP_TS])
-        out.other[rows[m]] = True
+        out.other[at[m]] = True
 
-    out.bad_at = _walk(l4, hlen, visit, _TCP_FIXED, sack=True)
+    bad_at = _walk(hdr, hl, visit if values else None, _TCP_FIXED, sack=True)
+    if walk.size < n:
+        out.bad_at[:] = -1
+        out.bad_at[walk] = bad_at
+    else:
+        out.bad_at = bad_at
     return out
+
+
+def _be_cols(a: NDArray[np.uint8], col: int, nbytes: int) -> I64:
+    """Big-endian unsigned field of ``nbytes`` at column ``col`` of every row."""
+    v = np.zeros(len(a), np.int64)
+    for k in range(nbytes):
+        v = (v << 8) | a[:, col + k]
+    return v
 
 
 def parse_ip_options(ip: NDArray[np.uint8], strict: bool) -> tuple[I64, Mask]:
