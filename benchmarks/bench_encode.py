@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import TypeVar
 
 from netdiffusion import Traffic
-from netdiffusion.capture import CaptureError, read_capture
 from netdiffusion.dataset import save_dataset, write_nprint_csv
 from netdiffusion.encoding import decode_flows, encode_flows
 from netdiffusion.flows import assemble_flows
+from netdiffusion.inputs import read_captures
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SETS = {
@@ -41,13 +41,9 @@ def _files(root: Path, patterns: tuple[str, ...]) -> list[Path]:
 
 
 def _read(files: list[Path]) -> Traffic:
-    parts = []
-    for path in files:
-        try:
-            parts.append(read_capture(path)[0])
-        except CaptureError:
-            continue
-    return Traffic.concat(parts)
+    """What `netdiffusion encode` reads: every file, headers only (no payload bytes)."""
+    traffic, _ = read_captures(files, keep_payload=False, progress=False)
+    return traffic
 
 
 def _best(repeat: int, fn: Callable[[], T]) -> tuple[float, T]:

@@ -20,6 +20,8 @@ BUILTIN_COMMANDS: tuple[str, ...] = (
     "netdiffusion.commands.encode:encode_command",
     "netdiffusion.commands.decode:decode_command",
     "netdiffusion.commands.repair:repair_command",
+    "netdiffusion.commands.train:train_command",
+    "netdiffusion.commands.generate:generate_command",
     "netdiffusion.commands.plugins:plugins",
     # one line per command, e.g. "netdiffusion.commands.inspect:inspect",
 )

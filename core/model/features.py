@@ -1,0 +1,320 @@
+"""The features the model learns, and the map between them and the encoder's flow tensors.
+
+The encoder gives every packet slot 1090 values (:mod:`netdiffusion.encoding`): 1088 nPrint bit
+values in {-1, 0, 1}, direction and the inter-arrival feature. Most of them carry no information
+the model should spend capacity on, so :class:`FeatureLayout` keeps only the *active* ones:
+
+- the header blocks are IPv4 (always present), TCP, UDP and ICMP (each present or not); three
+  explicit block features (+1 present, -1 absent) say which L4 header a packet carries;
+- a bit is *active* when it varies over the training packets whose block is present; otherwise it
+  is a *constant* of its block (its value, possibly -1 for option bytes never present) restored
+  after sampling;
+- never learned, whatever the data: IPv4 addresses (privacy; assigned at emission), every
+  checksum, the UDP length and TCP urgent pointer (the repair engine recomputes them), the TCP
+  acknowledgement number (rebuilt from the peers' sequence numbers), and the high-entropy IPv4 ID
+  and TCP sequence number, of which repair keeps only each direction's first value: those are
+  drawn uniformly at random at sampling time;
+- direction (+1 originator, -1 responder) and the inter-arrival feature mapped to ``2 * iat - 1``.
+
+A flow's length is not a feature: it is drawn from the class's training distribution of flow
+lengths and given to the denoiser as conditioning (and as its attention mask). Padding slots hold
+0 in model space and are ignored by the loss.
+
+Model space column order: active bits (ascending encoder index), then ``tcp``, ``udp``, ``icmp``,
+``direction``, ``iat``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from netdiffusion.encoding import (
+    DIRECTION_FEATURE,
+    IAT_FEATURE,
+    N_FEATURES,
+    FlowTensor,
+)
+from netdiffusion.model._errors import ModelError
+from netdiffusion.nprint import N_BITS
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["BLOCK_NAMES", "FeatureLayout", "ModelBatch"]
+
+#: The L4 header blocks (bit ranges of the 1088 nPrint values) after the IPv4 block (0..480).
+BLOCK_NAMES = ("tcp", "udp", "icmp")
+_BLOCK_BITS = ((480, 960), (960, 1024), (1024, 1088))
+_TCP, _UDP, _ICMP = 480, 960, 1024
+
+# never learned: (first bit, end bit, fill when the block is present: "zero" or "random")
+_EXCLUDED: tuple[tuple[int, int, str], ...] = (
+    (32, 48, "random"),  # IPv4 identification
+    (80, 96, "zero"),  # IPv4 header checksum
+    (96, 160, "zero"),  # IPv4 addresses
+    (_TCP + 32, _TCP + 64, "random"),  # TCP sequence number
+    (_TCP + 64, _TCP + 96, "zero"),  # TCP acknowledgement number
+    (_TCP + 128, _TCP + 144, "zero"),  # TCP checksum
+    (_TCP + 144, _TCP + 160, "zero"),  # TCP urgent pointer
+    (_UDP + 32, _UDP + 48, "zero"),  # UDP length
+    (_UDP + 48, _UDP + 64, "zero"),  # UDP checksum
+    (_ICMP + 16, _ICMP + 32, "zero"),  # ICMP checksum
+)
+_FORMAT = 1
+
+
+def _bit_block() -> NDArray[np.int8]:
+    """Block of every bit: 0 IPv4, 1 TCP, 2 UDP, 3 ICMP."""
+    out = np.zeros(N_BITS, np.int8)
+    for k, (a, b) in enumerate(_BLOCK_BITS, start=1):
+        out[a:b] = k
+    return out
+
+
+_BLOCK_OF = _bit_block()
+
+
+def _excluded_mask() -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+    excluded = np.zeros(N_BITS, np.bool_)
+    random = np.zeros(N_BITS, np.bool_)
+    for a, b, fill in _EXCLUDED:
+        excluded[a:b] = True
+        random[a:b] = fill == "random"
+    return excluded, random
+
+
+_EXCLUDED_MASK, _RANDOM_MASK = _excluded_mask()
+
+
+@dataclass
+class ModelBatch:
+    """A batch of flows in model space, as torch tensors on one device.
+
+    ``x`` float ``[b, p, K]``, ``mask`` bool ``[b, p]`` (real packet slots), ``label`` long
+    ``[b]``, ``length`` long ``[b]``.
+    """
+
+    x: torch.Tensor
+    mask: torch.Tensor
+    label: torch.Tensor
+    length: torch.Tensor
+
+
+@dataclass
+class FeatureLayout:
+    """Which encoder features the model sees and how the others are restored (see module doc).
+
+    ``active``: encoder bit indices the model learns (ascending). ``constants``: int8 ``[4,
+    1088]``, the full bit vector of a packet whose L4 block is TCP, UDP or ICMP (rows 1..3; row 0
+    unused), with -1 for the other blocks' bits, the constants of each block, 0 for excluded bits.
+    """
+
+    active: NDArray[np.int64]
+    constants: NDArray[np.int8]
+    max_packets: int
+    iat_scale: float
+
+    # -- sizes ----------------------------------------------------------------------------
+
+    @property
+    def n_active_bits(self) -> int:
+        """Learned bit columns."""
+        return len(self.active)
+
+    @property
+    def n_features(self) -> int:
+        """Model-space width ``K``: active bits, three block features, direction, iat."""
+        return len(self.active) + 5
+
+    # -- construction ---------------------------------------------------------------------
+
+    @classmethod
+    def learn(cls, flows: FlowTensor, *, chunk: int = 65536) -> FeatureLayout:
+        """The layout of ``flows``' packets: which bits vary within their block."""
+        if flows.n_packets == 0:
+            raise ModelError("no packets to learn from")
+        first = np.full((4, N_BITS), -2, np.int16)  # first value seen, per block kind
+        varies = np.zeros((4, N_BITS), np.bool_)  # row 0: IPv4 bits over every packet
+        for start in range(0, flows.n_packets, chunk):
+            bits = _codes_to_bits(flows.codes[start : start + chunk])
+            kind = _packet_kind(bits)
+            for k in (0, 1, 2, 3):
+                rows = bits if k == 0 else bits[kind == k]
+                if not len(rows):
+                    continue
+                ref = np.where(first[k] == -2, rows[0], first[k]).astype(np.int16)
+                first[k] = ref
+                varies[k] |= (rows != ref).any(axis=0)
+        own = np.zeros(N_BITS, np.bool_)
+        for k in (0, 1, 2, 3):
+            own |= (k == _BLOCK_OF) & varies[k]
+        active = np.flatnonzero(own & ~_EXCLUDED_MASK).astype(np.int64)
+
+        constants = np.zeros((4, N_BITS), np.int8)
+        for k in (1, 2, 3):
+            row = np.where(_BLOCK_OF == 0, first[0], np.where(k == _BLOCK_OF, first[k], -1))
+            row = np.where(row == -2, -1, row)
+            in_block = (_BLOCK_OF == 0) | (k == _BLOCK_OF)
+            row = np.where(_EXCLUDED_MASK & in_block, 0, row)
+            constants[k] = row.astype(np.int8)
+        return cls(active, constants, int(flows.max_packets), float(flows.iat_scale))
+
+    # -- (de)serialisation ----------------------------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-able description (stored in ``netdiffusion.json``)."""
+        return {
+            "format": _FORMAT,
+            "encoder_features": N_FEATURES,
+            "max_packets": self.max_packets,
+            "iat_scale": self.iat_scale,
+            "active_bits": [int(i) for i in self.active],
+            "constants": {
+                name: "".join("x" if v < 0 else str(int(v)) for v in self.constants[k])
+                for k, name in enumerate(BLOCK_NAMES, start=1)
+            },
+            "excluded": [[a, b, fill] for a, b, fill in _EXCLUDED],
+            "extra_features": ["tcp", "udp", "icmp", "direction", "iat"],
+            "iat_transform": "2 * log1p(gap_us) / iat_scale - 1",
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> FeatureLayout:
+        """Inverse of :meth:`to_json`; raises :class:`ModelError` on a malformed layout."""
+        try:
+            if int(data["format"]) != _FORMAT:
+                raise ModelError(f"feature layout format {data['format']} is not {_FORMAT}")
+            active = np.asarray(data["active_bits"], np.int64)
+            constants = np.zeros((4, N_BITS), np.int8)
+            for k, name in enumerate(BLOCK_NAMES, start=1):
+                text = data["constants"][name]
+                if len(text) != N_BITS:
+                    raise ModelError(f"constants of {name} have {len(text)} values, not {N_BITS}")
+                raw = np.frombuffer(text.encode("ascii"), np.uint8)
+                constants[k] = np.where(raw == ord("x"), -1, raw.astype(np.int16) - ord("0"))
+            if len(active) and (active.min() < 0 or active.max() >= N_BITS):
+                raise ModelError("active bit index out of range")
+            return cls(active, constants, int(data["max_packets"]), float(data["iat_scale"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            if isinstance(exc, ModelError):
+                raise
+            raise ModelError(f"malformed feature layout ({type(exc).__name__}: {exc})") from None
+
+    # -- encoder -> model space -----------------------------------------------------------
+
+    def packed(self, flows: FlowTensor, *, chunk: int = 65536) -> NDArray[np.float16]:
+        """Model-space rows of every held packet: float16 ``[M, K]`` (exact for bits; the iat
+        column to float16 precision, ~1e-3)."""
+        out = np.empty((flows.n_packets, self.n_features), np.float16)
+        a = self.n_active_bits
+        for start in range(0, flows.n_packets, chunk):
+            end = min(start + chunk, flows.n_packets)
+            bits = _codes_to_bits(flows.codes[start:end])
+            kind = _packet_kind(bits)
+            out[start:end, :a] = bits[:, self.active]
+            for k in (1, 2, 3):
+                out[start:end, a + k - 1] = np.where(kind == k, 1, -1)
+            out[start:end, a + 3] = flows.direction[start:end]
+            out[start:end, a + 4] = 2.0 * flows.iat[start:end] - 1.0
+        return out
+
+    def from_encoder(self, tensor: NDArray[np.floating], mask: NDArray[np.bool_]) -> NDArray:
+        """Model-space float32 ``[f, P, K]`` of an encoder tensor ``[f, P, 1090]`` (padding 0)."""
+        f, p, _ = tensor.shape
+        bits = np.clip(np.rint(tensor[..., :N_BITS]), -1, 1).astype(np.int8).reshape(f * p, -1)
+        kind = _packet_kind(bits)
+        a = self.n_active_bits
+        out = np.zeros((f * p, self.n_features), np.float32)
+        out[:, :a] = bits[:, self.active]
+        for k in (1, 2, 3):
+            out[:, a + k - 1] = np.where(kind == k, 1, -1)
+        out[:, a + 3] = tensor[..., DIRECTION_FEATURE].reshape(-1)
+        out[:, a + 4] = 2.0 * tensor[..., IAT_FEATURE].reshape(-1) - 1.0
+        out[~mask.reshape(-1)] = 0
+        return out.reshape(f, p, -1)
+
+    # -- model space -> encoder (torch, on the sampling device) ---------------------------
+
+    def tables(self, device: torch.device) -> dict[str, torch.Tensor]:
+        """Device-resident lookup tables for :meth:`to_bits`."""
+        import torch
+
+        block = torch.as_tensor(_BLOCK_OF[self.active].astype(np.int64), device=device)
+        rand_cols = np.flatnonzero(_RANDOM_MASK)
+        return {
+            "active": torch.as_tensor(self.active, device=device),
+            "block": block,
+            "constants": torch.as_tensor(self.constants, device=device),
+            "rand_cols": torch.as_tensor(rand_cols, device=device),
+            "rand_block": torch.as_tensor(_BLOCK_OF[rand_cols].astype(np.int64), device=device),
+            "weights": torch.tensor([128, 64, 32, 16, 8, 4, 2, 1], device=device),
+        }
+
+    def to_bits(
+        self,
+        x: torch.Tensor,
+        tables: dict[str, torch.Tensor],
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Snap model-space rows ``[M, K]`` to nPrint values.
+
+        Returns ``(bits int8 [M, 1088], direction int8 [M] (+1/-1), iat float32 [M])``: the L4
+        block is the largest of the three block features, bits of the other blocks are -1,
+        constants and excluded fields restored (random fields drawn from ``generator``).
+        """
+        import torch
+
+        a = self.n_active_bits
+        m = x.shape[0]
+        kind = torch.argmax(x[:, a : a + 3], dim=1) + 1  # 1 TCP, 2 UDP, 3 ICMP
+        bits = tables["constants"][kind].clone()
+        vals = torch.clamp(torch.round(x[:, :a]), -1, 1).to(torch.int8)
+        block = tables["block"]
+        keep = (block == 0) | (block[None, :] == kind[:, None])
+        bits[:, tables["active"]] = torch.where(keep, vals, torch.full_like(vals, -1))
+        rcols = tables["rand_cols"]
+        if len(rcols):
+            rnd = torch.randint(
+                0, 2, (m, len(rcols)), generator=generator, device=x.device, dtype=torch.int8
+            )
+            rb = tables["rand_block"]
+            in_block = (rb == 0) | (rb[None, :] == kind[:, None])
+            bits[:, rcols] = torch.where(in_block, rnd, torch.full_like(rnd, -1))
+        direction = torch.where(x[:, a + 3] < 0, -1, 1).to(torch.int8)
+        iat = torch.clamp((x[:, a + 4].float() + 1.0) * 0.5, min=0.0)
+        return bits, direction, iat
+
+    def to_codes(self, bits: torch.Tensor, tables: dict[str, torch.Tensor]) -> torch.Tensor:
+        """nPrint byte codes ``[M, 136]`` (int16; 256 = fill) of snapped bits ``[M, 1088]``:
+        a byte is present when most of its 8 values are not -1."""
+        import torch
+
+        b8 = bits.view(bits.shape[0], -1, 8)
+        present = (b8 != -1).sum(dim=2) > 4
+        byte = ((b8 > 0).to(torch.int16) * tables["weights"].to(torch.int16)).sum(dim=2)
+        return torch.where(
+            present, byte.to(torch.int16), torch.full_like(byte, 256, dtype=torch.int16)
+        )
+
+
+def _codes_to_bits(codes: NDArray[np.uint16]) -> NDArray[np.int8]:
+    from netdiffusion.encoding import _codes_to_bits as expand
+
+    return expand(codes)
+
+
+def _packet_kind(bits: NDArray[np.int8]) -> NDArray[np.int8]:
+    """L4 block of each packet: 1 TCP, 2 UDP, 3 ICMP (0 none), as the decoder chooses it."""
+    score = np.stack(
+        [
+            (bits[:, _TCP : _TCP + 160] != -1).mean(axis=1),
+            (bits[:, _UDP : _UDP + 64] != -1).mean(axis=1),
+            (bits[:, _ICMP : _ICMP + 64] != -1).mean(axis=1),
+        ],
+        axis=1,
+    )
+    return np.where(score.max(axis=1) > 0.5, score.argmax(axis=1) + 1, 0).astype(np.int8)

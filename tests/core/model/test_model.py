@@ -1,0 +1,241 @@
+"""The diffusion model: a tiny model trained on real captures generates valid, reproducible
+traffic; model directories load offline and refuse what is not a model; checkpoints resume;
+``accelerate launch`` trains data-parallel."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+CLASSES = ["Aria", "D-LinkDayCam", "EdnetGateway"]  # TCP + UDP + ICMP between them
+TINY = {"width": 32, "layers": 1, "heads": 2}
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def _traffic(shared: Path):
+    from netdiffusion.flows import assemble_flows
+    from netdiffusion.inputs import expand_captures, read_captures
+    from netdiffusion.labels import label_by_folder
+
+    base = shared / "iot-sentinel" / "captures"
+    if not all((base / c).is_dir() for c in CLASSES):
+        pytest.skip("IoT SENTINEL captures not found")
+    files = expand_captures([base / c for c in CLASSES])
+    traffic, _ = read_captures(files, keep_payload=False, progress=False)
+    return label_by_folder(assemble_flows(traffic))[0]
+
+
+@pytest.fixture(scope="module")
+def traffic(shared_data: Path):
+    return _traffic(shared_data)
+
+
+@pytest.fixture(scope="module")
+def model_dir(traffic, tmp_path_factory) -> Path:
+    from netdiffusion.model import train_model
+
+    out = tmp_path_factory.mktemp("model") / "tiny"
+    res = train_model(
+        traffic, out, max_packets=16, config=TINY, steps=200, batch_size=32, seed=0,
+        checkpoint_every=100, progress=False,
+    )  # fmt: skip
+    assert res.steps == 200 and res.train_flows > 0 and res.val_flows > 0
+    assert set(res.val_loss_per_class) <= set(CLASSES)
+    return out
+
+
+def test_model_directory_layout(model_dir: Path) -> None:
+    for name in (
+        "config.json",
+        "diffusion_pytorch_model.safetensors",
+        "scheduler/scheduler_config.json",
+        "netdiffusion.json",
+        "README.md",
+    ):
+        assert (model_dir / name).is_file(), name
+    meta = json.loads((model_dir / "netdiffusion.json").read_text())
+    assert meta["classes"] == CLASSES
+    assert abs(sum(meta["class_proportions"].values()) - 1) < 1e-9
+    assert set(meta["repair_stats"]["ttl_modes"]) <= set(CLASSES)
+    # flows of a validation file never appear among the training files
+    assert not set(meta["data"]["val_files"]) & set(meta["data"]["train_files"])
+    assert "| Aria |" in (model_dir / "README.md").read_text()
+    # no pickle anywhere in the directory
+    for path in model_dir.rglob("*"):
+        if path.is_file():
+            assert not path.read_bytes().startswith(b"\x80"), path
+
+
+def test_generated_traffic_is_valid(model_dir: Path, tmp_path: Path) -> None:
+    from netdiffusion.capture import read_capture
+    from netdiffusion.checksum import checksum_ok
+    from netdiffusion.emit import write_pcap
+    from netdiffusion.model import load_model
+
+    model = load_model(model_dir, device="cpu")
+    traffic = model.generate(300, seed=1, batch_size=64)
+    assert traffic.n_flows > 250 and traffic.n_packets >= traffic.n_flows
+    assert set(np.unique(traffic.proto)) <= {1, 6, 17}
+    out = tmp_path / "gen.pcap"
+    write_pcap(traffic, out)
+    back, _report = read_capture(out)
+    assert back.n_packets == traffic.n_packets
+    ok = checksum_ok(back)
+    assert ok["ip"].all() and ok["l4"].all() and ok["l4_checked"].all()
+    assert (np.diff(back.ts_ns) >= 0).all()
+    # classes in about the training proportions, each with its own flows
+    labels = [traffic.classes[i] for i in traffic.flow_label]
+    assert set(labels) == set(CLASSES)
+
+
+def test_same_seed_same_bytes(model_dir: Path, tmp_path: Path) -> None:
+    from netdiffusion.emit import write_pcap
+    from netdiffusion.model import load_model
+
+    model = load_model(model_dir, device="cpu")
+    blobs = []
+    for i, seed in enumerate((7, 7, 8)):
+        write_pcap(model.generate(80, seed=seed, batch_size=32), tmp_path / f"{i}.pcap")
+        blobs.append((tmp_path / f"{i}.pcap").read_bytes())
+    assert blobs[0] == blobs[1]
+    assert blobs[0] != blobs[2]
+    again = load_model(model_dir, device="cpu")
+    write_pcap(again.generate(80, seed=7, batch_size=32), tmp_path / "3.pcap")
+    assert (tmp_path / "3.pcap").read_bytes() == blobs[0]
+
+
+def test_batches_stream_in_time_order(model_dir: Path) -> None:
+    from netdiffusion.model import load_model
+
+    model = load_model(model_dir, device="cpu")
+    parts = list(model.generate_batches(150, seed=2, batch_size=40))
+    assert len(parts) == 4
+    ts = np.concatenate([p.ts_ns for p in parts])
+    assert (np.diff(ts) >= 0).all()
+    whole = model.generate(150, seed=2, batch_size=40)
+    assert whole.n_packets == len(ts) and whole.n_flows == 150
+
+
+def test_class_request_and_sample(model_dir: Path) -> None:
+    from netdiffusion.encoding import N_FEATURES, decode_flows
+    from netdiffusion.model import ModelError, load_model
+
+    model = load_model(model_dir, device="cpu")
+    t = model.generate(40, classes={"EdnetGateway": 1.0}, seed=3)
+    assert {t.classes[i] for i in t.flow_label} == {"EdnetGateway"}
+    with pytest.raises(ModelError, match="unknown class 'nope'"):
+        model.generate(5, classes=["nope"])
+    tensor, mask, labels = next(model.sample(20, classes=["Aria", "EdnetGateway"], seed=0))
+    assert tensor.shape == (20, model.max_packets, N_FEATURES) and tensor.dtype == np.float32
+    assert mask.shape == (20, model.max_packets) and mask[:, 0].all()
+    assert set(np.unique(tensor[..., :1088])) <= {-1.0, 0.0, 1.0}
+    assert (tensor[~mask][:, :1088] == -1).all()
+    decoded = decode_flows(tensor, mask=mask, labels=labels, classes=model.classes)
+    assert decoded.n_packets == int(mask.sum())
+
+
+def test_not_a_model_is_one_line_error(tmp_path: Path, model_dir: Path) -> None:
+    from netdiffusion.model import ModelError, load_model
+
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "file.txt").write_text("x")
+    broken = tmp_path / "broken"
+    shutil.copytree(model_dir, broken)
+    (broken / "diffusion_pytorch_model.safetensors").write_bytes(b"not safetensors")
+    for path, reason in (
+        (tmp_path / "empty", "not a netdiffusion model"),
+        (tmp_path / "file.txt", "not a model directory"),
+        (tmp_path / "missing", "no such model directory"),
+        (broken, "cannot load the model weights"),
+    ):
+        with pytest.raises(ModelError) as err:
+            load_model(path, device="cpu")
+        assert reason in str(err.value) and "\n" not in str(err.value)
+
+
+def test_no_network(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from netdiffusion.model import load_model
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("network access attempted")
+
+    monkeypatch.setattr(socket, "socket", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    model = load_model(model_dir, device="cpu")
+    assert model.generate(10, seed=0).n_flows == 10
+
+
+def test_feature_layout_round_trip(traffic) -> None:
+    from netdiffusion.encoding import encode_flows
+    from netdiffusion.model.features import FeatureLayout
+
+    ft = encode_flows(traffic, max_packets=16)
+    layout = FeatureLayout.learn(ft)
+    again = FeatureLayout.from_json(json.loads(json.dumps(layout.to_json())))
+    assert (again.active == layout.active).all() and (again.constants == layout.constants).all()
+    # addresses, checksums and sequence numbers are never learned
+    assert not np.isin(layout.active, np.r_[96:160, 80:96, 512:544, 608:624]).any()
+    packed = layout.packed(ft)
+    dense = layout.from_encoder(ft.features(slice(0, 50)), ft.dense(slice(0, 50))[3])
+    n0 = int(ft.lengths[:50].sum())
+    real = dense[ft.dense(slice(0, 50))[3]]
+    assert np.array_equal(real[:, :-1], packed[:n0, :-1].astype(np.float32))
+    assert np.allclose(real[:, -1], packed[:n0, -1].astype(np.float32), atol=2e-3)
+
+
+def test_resume_continues_step_count(traffic, tmp_path: Path) -> None:
+    from netdiffusion.model import train_model
+
+    out = tmp_path / "m"
+    kw = {"max_packets": 16, "config": TINY, "batch_size": 16, "progress": False}
+    first = train_model(traffic, out, steps=30, checkpoint_every=15, **kw)
+    assert first.resumed_from == 0
+    state = json.loads((out / "checkpoint" / "state.json").read_text())
+    assert state["step"] == 30
+    second = train_model(traffic, out, steps=60, checkpoint_every=15, resume=True, **kw)
+    assert second.resumed_from == 30 and second.history[-1][0] == 60
+    meta = json.loads((out / "netdiffusion.json").read_text())
+    assert meta["training"]["resumed_from"] == 30
+
+
+def test_importing_netdiffusion_does_not_import_torch() -> None:
+    code = (
+        "import sys, netdiffusion, netdiffusion.cli, netdiffusion.model; "
+        "from netdiffusion.model import ModelError; "
+        "assert 'torch' not in sys.modules and 'diffusers' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_accelerate_launch_two_cpu_processes(shared_data: Path, tmp_path: Path) -> None:
+    exe = shutil.which("accelerate")
+    if exe is None:
+        pytest.skip("accelerate is not installed")
+    base = shared_data / "iot-sentinel" / "captures"
+    out = tmp_path / "ddp"
+    cmd = [
+        # accelerate 1.x runs ``--cpu`` with several processes only through mpirun; its
+        # torch.distributed launcher (``--multi_gpu``) gives a gloo MULTI_CPU run on a CPU machine
+        exe, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+        "--mixed_precision", "no", "--dynamo_backend", "no",
+        "-m", "netdiffusion.model.training",
+        *[str(base / c) for c in CLASSES], "-o", str(out), "--steps", "20",
+        "--batch-size", "8", "--width", "32", "--layers", "1", "--heads", "2",
+        "--max-packets", "16", "--no-progress",
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    meta = json.loads((out / "netdiffusion.json").read_text())
+    assert meta["training"]["processes"] == 2
+    from netdiffusion.model import load_model
+
+    assert load_model(out, device="cpu").generate(5, seed=0).n_flows == 5
