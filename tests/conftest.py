@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import pytest
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+#: ``../shared/data`` beside the checkout, or where NETDIFFUSION_SHARED_DATA points (the GPU
+#: check carries a few captures in a git-ignored folder, since ``../shared`` does not travel).
+SHARED_DATA = Path(
+    os.environ.get("NETDIFFUSION_SHARED_DATA")
+    or Path(__file__).resolve().parents[1].parent / "shared" / "data"
+)
 
 
 @pytest.fixture(scope="session")

@@ -134,6 +134,8 @@ def generate_command(
     fmt = fmt or _format_from_suffix(output)
     model = load_model(model_dir, device=device)
     mix = parse_classes(classes)
+    if mix is not None:
+        model.class_mix(mix)  # an unknown class or a bad share fails here, before any work
     if flows is None:
         mean = float(model.info().get("mean_packets_per_flow") or model.max_packets / 2)
         flows = 1000 if packets is None else max(1, math.ceil(1.2 * packets / max(mean, 1.0)))

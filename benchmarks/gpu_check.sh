@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The GPU check, in one short run on a lent GPU machine (which has torch but not diffusers, and
+# receives the checkout only). Prepare here, in the repo root:
+#
+#   echo /.whl/ >> .git/info/exclude      # wheels the GPU machine lacks (see docs/gpu.md)
+#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
+#       --implementation cp --platform manylinux_2_28_x86_64 -d .whl diffusers importlib_metadata
+#   mkdir -p .gpu-data/iot-sentinel/captures   # the captures the check trains on (git-ignored)
+#   cp -r ../shared/data/iot-sentinel/captures/{D-LinkCam,D-LinkSwitch,EdnetGateway,HueBridge,\
+#   Lightify,TP-LinkPlugHS110,WeMoLink,Withings} .gpu-data/iot-sentinel/captures/
+#
+# then run `bash benchmarks/gpu_check.sh` there with .whl and .gpu-data carried. It installs the
+# package, runs the CUDA tests, trains the bundled model on CUDA (TRAIN_STEPS, default 3000) into
+# $OUT/default, and benchmarks generation end to end. Everything it prints is a measured figure.
+set -uo pipefail
+export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 NETDIFFUSION_SHARED_DATA="$PWD/.gpu-data"
+OUT="${OUT:-/tmp/gpu-check}"
+mkdir -p "$OUT"
+TRAIN_STEPS="${TRAIN_STEPS:-3000}"
+BENCH_FLOWS="${BENCH_FLOWS:-200000}"
+
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/site .whl/*.whl || exit 1
+export PYTHONPATH=/tmp/site
+# the package itself, by its import names (no build step: the machine may lack a new setuptools)
+ln -sfn "$PWD/core" /tmp/site/netdiffusion
+ln -sfn "$PWD/plugins/scapy_ext" /tmp/site/netdiffusion_scapy
+ln -sfn "$PWD/plugins/zeek_bridge" /tmp/site/netdiffusion_zeek
+ln -sfn "$PWD/plugins/tcpreplay_wrapper" /tmp/site/netdiffusion_tcpreplay
+python3 -c "import torch, diffusers, netdiffusion; print('torch', torch.__version__, \
+'diffusers', diffusers.__version__, 'cuda', torch.cuda.is_available())"
+
+echo "== CUDA tests"
+python3 -m pytest -q -p no:cacheprovider tests/core/model/test_cuda.py 2>&1 | tail -5
+
+echo "== bundled model: $TRAIN_STEPS steps on CUDA"
+python3 scripts/build_default_model.py --data .gpu-data --steps "$TRAIN_STEPS" \
+    --batch-size 256 --out "$OUT/default" 2>&1 | grep -v '^training:' | tail -4
+
+echo "== generation benchmark (end to end: sample + repair + write)"
+python3 benchmarks/bench_generate.py --model "$OUT/default" --flows "$BENCH_FLOWS" \
+    --devices cuda 2>&1 | tail -25
