@@ -31,12 +31,14 @@ ln -sfn "$PWD/plugins/tcpreplay_wrapper" /tmp/site/netdiffusion_tcpreplay
 python3 -c "import torch, diffusers, netdiffusion; print('torch', torch.__version__, \
 'diffusers', diffusers.__version__, 'cuda', torch.cuda.is_available())"
 
-echo "== CUDA tests"
-python3 -m pytest -q -p no:cacheprovider tests/core/model/test_cuda.py 2>&1 | tail -5
-
 echo "== bundled model: $TRAIN_STEPS steps on CUDA"
 python3 scripts/build_default_model.py --data .gpu-data --steps "$TRAIN_STEPS" \
-    --batch-size 256 --out "$OUT/default" 2>&1 | grep -v '^training:' | tail -4
+    --batch-size 256 --checkpoint-every 0 --out "$OUT/default" 2>"$OUT/train.err" | tail -4
+tail -c 400 "$OUT/train.err"; echo
+
+
+echo "== CUDA tests"
+python3 -m pytest -q -p no:cacheprovider tests/core/model/test_cuda.py 2>&1 | tail -5
 
 echo "== generation benchmark (end to end: sample + repair + write)"
 python3 benchmarks/bench_generate.py --model "$OUT/default" --flows "$BENCH_FLOWS" \

@@ -302,7 +302,10 @@ def _l4_correct(
 ) -> NDArray[np.uint16]:
     """Correct checksums from :func:`_l4_sums`' values (the field taken as zero)."""
     csum = _swap16(~fold(total + np.where(has_l4, np.uint64(0xFFFF) - field, np.uint64(0))))
-    csum[(csum == 0) & is_udp] = 0xFFFF
+    # A computed 0 means the other words sum to one's-complement zero: then 0xFFFF verifies as
+    # well, and it is the only value that does when they are all zero (an all-zero ICMP echo).
+    # UDP must send 0xFFFF anyway (0 there means "no checksum", RFC 768).
+    csum[(csum == 0) & (has_l4 | is_udp)] = 0xFFFF
     return csum
 
 

@@ -191,3 +191,14 @@ def test_tshark_agrees(shared_data: Path, rel: str) -> None:
         bad += v[1] == 0
     assert compared >= 0.9 * t.n_packets > 50
     assert bad == (~ok["l4"]).sum()
+
+
+def test_all_zero_icmp_message_gets_checksum_ffff() -> None:
+    """An ICMP echo reply with id, seq and payload all zero sums to zero: its checksum is ~0."""
+    from tests.packets import Pkt, make_traffic
+
+    t = make_traffic([Pkt(0.0, "10.0.0.1", "10.0.0.2", proto=1, icmp_type=0)])
+    t.l4[0, 2:4] = [0x12, 0x34]  # whatever was there
+    out = fill_checksums(t)
+    assert out.l4[0, 2:4].tolist() == [0xFF, 0xFF]
+    assert checksum_ok(out)["l4"].all()
