@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import numpy as np
 
 from netdiffusion._traffic import Traffic
 from netdiffusion.commands.options import address_options
+
+if TYPE_CHECKING:
+    from netdiffusion.emit.pcap import PcapRecords
 
 FORMATS = ("pcap", "pcapng", "nprint", "tensors")
 
@@ -87,6 +92,14 @@ def parse_classes(text: str | None) -> dict[str, float] | None:
     help="Flows sampled at once (memory is bounded by it).",
 )
 @click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Processes that repair and encode while the model samples (default: usable cores "
+    "- 1, at most 16, when sampling on CUDA; 0, all in this process, on CPU). The output does "
+    "not depend on it.",
+)
+@click.option(
     "-o",
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -112,6 +125,7 @@ def generate_command(
     guidance: float | None,
     device: str | None,
     batch_size: int,
+    workers: int | None,
     output: Path,
     fmt: str | None,
     client_net: str,
@@ -139,11 +153,18 @@ def generate_command(
     if flows is None:
         mean = float(model.info().get("mean_packets_per_flow") or model.max_packets / 2)
         flows = 1000 if packets is None else max(1, math.ceil(1.2 * packets / max(mean, 1.0)))
-    chunks = model.generate_batches(
-        flows, classes=mix, steps=steps, guidance=guidance, seed=seed, batch_size=batch_size,
-        client_net=client_net, server_net=server_net, progress=True,
+    kwargs = dict(
+        classes=mix, steps=steps, guidance=guidance, seed=seed, batch_size=batch_size,
+        client_net=client_net, server_net=server_net, progress=True, workers=workers,
     )  # fmt: skip
-    written = _write(chunks, output, fmt, packets)
+    if fmt == "pcap":  # the workers build the records; this process writes bytes in order
+        records = model.generate_records(flows, path=output, **kwargs)
+        with contextlib.closing(records):  # stops the worker pool even when cut short
+            written = _write_records(records, output, packets)
+    else:
+        batches = model.generate_batches(flows, **kwargs)
+        with contextlib.closing(batches):
+            written = _write(batches, output, fmt, packets)
     click.echo(f"{written} packets written to {output} ({fmt})")
 
 
@@ -182,6 +203,22 @@ def _write(chunks: Iterable[Traffic], output: Path, fmt: str, limit: int | None)
         from netdiffusion.dataset import save_dataset
 
         save_dataset(traffic, output, store_payload=True)
+    return count
+
+
+def _write_records(chunks: Iterable[PcapRecords], output: Path, limit: int | None) -> int:
+    """Stream ready pcap records into ``output``; stop after ``limit`` packets."""
+    from netdiffusion.emit.pcap import PcapWriter
+
+    count = 0
+    with PcapWriter(output) as writer:
+        for recs in chunks:
+            if limit is not None and count + recs.n_packets > limit:
+                recs = recs.head(limit - count)
+            writer.write_records(recs)
+            count += recs.n_packets
+            if limit is not None and count >= limit:
+                break
     return count
 
 

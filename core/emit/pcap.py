@@ -16,9 +16,11 @@ in one reused buffer: per-record headers, Ethernet headers and IP/L4 headers are
 ``[packets, width]`` staging matrix. For pcap, payloads are copied in fixed-size blocks of bytes
 (fancy indexing over runs of bytes viewed as single items), then each group of equal header
 lengths is placed over them; pcapng interleaves headers, payloads and trailers with one boolean
-mask per chunk. Files are written through :func:`netdiffusion._atomic.atomic_output`, so a failure leaves no
-partial output. :class:`PcapWriter` streams chunks of traffic into one file with the same
-guarantee (the file appears only when the ``with`` block ends without an exception).
+mask per chunk. Files are written through :func:`netdiffusion._atomic.atomic_output`, so a
+failure leaves no partial output. :class:`PcapWriter` streams chunks of traffic into one file
+with the same guarantee (the file appears only when the ``with`` block ends without an
+exception); :func:`pcap_records` builds the records in memory (in a worker process, say) and
+:meth:`PcapWriter.write_records` appends them.
 
 pcapng output has one Ethernet interface (``if_tsresol`` 9 for nanoseconds, else the default
 microseconds) and one Enhanced Packet Block per packet, whose ``opt_comment`` reads
@@ -48,8 +50,10 @@ from netdiffusion.emit.macs import frame_macs
 
 __all__ = [
     "LINKTYPE_ETHERNET",
+    "PcapRecords",
     "PcapWriter",
     "WriteReport",
+    "pcap_records",
     "write_pcap",
     "write_pcapng",
 ]
@@ -240,6 +244,7 @@ class _Builder:
         self.fmt = fmt
         self.nano = nanosecond
         self.mac, derived = frame_macs(traffic)
+        self.derived_mask = derived
         self.derived = int(derived.sum())
         self.ihl = traffic.ihl_bytes
         self.hlen = _ETH + self.ihl + traffic.l4_hdr_len
@@ -505,6 +510,89 @@ def write_pcapng(
     return _write(traffic, path, "pcapng", nanosecond, snaplen, mtu)
 
 
+# -- records in memory --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PcapRecords:
+    """Classic-pcap records (record header + Ethernet frame) of a run of packets, in memory.
+
+    The records are ``data[:nbytes]``, record ``i`` ending at ``ends[i]``; ``data`` holds at least
+    ``256`` spare bytes after them (scratch room for block copies). ``ts_ns`` and ``derived``
+    (MACs derived from the IP addresses) are per record. Built by :func:`pcap_records` (in any
+    process: the arrays pickle), appended to a file by :meth:`PcapWriter.write_records`.
+    """
+
+    data: NDArray[np.uint8]
+    ends: NDArray[np.int64]
+    ts_ns: NDArray[np.int64]
+    derived: NDArray[np.bool_]
+    nanosecond: bool = False
+
+    @property
+    def n_packets(self) -> int:
+        """Number of records."""
+        return len(self.ends)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of all records."""
+        return int(self.ends[-1]) if len(self.ends) else 0
+
+    @property
+    def starts(self) -> NDArray[np.int64]:
+        """Start offset of each record in ``data``."""
+        out = np.zeros(len(self.ends), np.int64)
+        out[1:] = self.ends[:-1]
+        return out
+
+    @property
+    def max_frame(self) -> int:
+        """Longest frame (record length less its 16-byte header)."""
+        if not len(self.ends):
+            return 0
+        return int(np.diff(self.ends, prepend=0).max()) - 16
+
+    def head(self, n: int) -> PcapRecords:
+        """The first ``n`` records (a view)."""
+        return PcapRecords(
+            self.data, self.ends[:n], self.ts_ns[:n], self.derived[:n], self.nanosecond
+        )
+
+    def tail(self, n: int, copy: bool = False) -> PcapRecords:
+        """The records from ``n`` on (a view, or a compact copy with its spare bytes)."""
+        at = int(self.ends[n - 1]) if n > 0 else 0
+        data = self.data[at:]
+        if copy:
+            data = np.concatenate([data[: self.nbytes - at], np.empty(_SLACK, np.uint8)])
+        return PcapRecords(
+            data, self.ends[n:] - at, self.ts_ns[n:], self.derived[n:], self.nanosecond
+        )
+
+
+def pcap_records(
+    traffic: Traffic,
+    *,
+    nanosecond: bool = False,
+    mtu: int | None = DEFAULT_MTU,
+    path: str | os.PathLike[str] = "<memory>",
+) -> PcapRecords:
+    """The classic-pcap records of ``traffic``, validated as :func:`write_pcap` does (``path``
+    only names the output in error messages)."""
+    _check(traffic, Path(path), "pcap", nanosecond, mtu)
+    builder = _Builder(traffic, "pcap", nanosecond)
+    data = np.empty(builder.total + _SLACK, np.uint8)
+    for s, e in builder.ranges():  # chunks of packets, each vectorized
+        builder.build(s, e, data[int(builder.ends[s] - builder.rec_len[s]) :])
+    return PcapRecords(
+        data=data,
+        ends=builder.ends.astype(np.int64, copy=False),
+        ts_ns=traffic.ts_ns.copy(),
+        derived=np.asarray(builder.derived_mask, np.bool_).copy(),
+        nanosecond=nanosecond,
+    )
+
+
 class PcapWriter:
     """Stream chunks of traffic into one pcap (or pcapng) file, renamed into place on success.
 
@@ -570,6 +658,25 @@ class PcapWriter:
         self._bytes += body
         self._max_frame = max(self._max_frame, builder.max_frame)
         self._derived += builder.derived
+
+    def write_records(self, records: PcapRecords) -> None:
+        """Append records built by :func:`pcap_records` (classic pcap, same timestamp unit)."""
+        if self._fh is None:
+            raise EmitError(f"{self.path}: PcapWriter.write_records outside its with block")
+        if self.fmt != "pcap" or records.nanosecond != self.nanosecond:
+            raise EmitError(f"{self.path}: records do not match the file's format")
+        if records.n_packets == 0:
+            return
+        self._fh.write(memoryview(records.data[: records.nbytes]))
+        ts = records.ts_ns
+        self._disorder += _out_of_order(ts)
+        if self._last_ts is not None and int(ts[0]) < self._last_ts:
+            self._disorder += 1
+        self._last_ts = int(ts[-1])
+        self._packets += records.n_packets
+        self._bytes += records.nbytes
+        self._max_frame = max(self._max_frame, records.max_frame)
+        self._derived += int(records.derived.sum())
 
     def __exit__(
         self,

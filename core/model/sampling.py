@@ -12,6 +12,12 @@ nPrint values on the device and decoded, addresses assigned, then repaired
 
 Chunk ``k`` depends only on ``(seed, k)`` and the plan, so the same seed gives the same traffic
 (on the same device and with the same ``batch_size``).
+
+The CPU side (decode, addresses, repair, and for :meth:`TrafficModel.generate_records` the pcap
+record bytes) runs in a pool of ``workers`` processes (started with "spawn": never a fork of a
+process that may hold CUDA), one chunk per task, while the sampler keeps the device busy in a
+thread. Results are taken in chunk order and merged into time order in the main process, so the
+output is the same whatever the number of workers (``workers=0``: all in-process).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import inspect
 import json
+from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
@@ -33,6 +40,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from netdiffusion._traffic import Traffic
+from netdiffusion.emit.pcap import _SLACK, PcapRecords, _items, pcap_records
 from netdiffusion.encoding import N_FEATURES, FlowTensor, decode_flows
 from netdiffusion.model._errors import ModelError
 from netdiffusion.model.features import FeatureLayout
@@ -40,7 +48,14 @@ from netdiffusion.model.modeldir import SCHEDULER_DIR, read_meta
 from netdiffusion.nprint import N_BITS
 from netdiffusion.repair import RepairStats, repair
 
-__all__ = ["DEFAULT_MODEL_DIR", "DEFAULT_START_NS", "TrafficModel", "load_model"]
+__all__ = [
+    "DEFAULT_MODEL_DIR",
+    "DEFAULT_START_NS",
+    "MAX_WORKERS",
+    "TrafficModel",
+    "default_workers",
+    "load_model",
+]
 
 #: Where the bundled default model lives (inside the installed package).
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default"
@@ -48,6 +63,18 @@ DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default"
 DEFAULT_START_NS = 1_704_067_200 * 1_000_000_000
 _TOKENS_CPU = 16384  # packet slots per denoiser call
 _TOKENS_CUDA = 1 << 20
+#: Most worker processes :func:`default_workers` picks.
+MAX_WORKERS = 16
+
+
+def default_workers() -> int:
+    """Worker processes for the CPU side of generation: usable cores - 1, at most
+    :data:`MAX_WORKERS` (0 on a single core: everything in-process)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(0, min(cores - 1, MAX_WORKERS))
 
 
 def _device(device: str | None) -> Any:
@@ -241,6 +268,7 @@ class TrafficModel:
         )
         order = np.argsort(lengths, kind="stable")
         budget = _TOKENS_CUDA if dev.type == "cuda" else _TOKENS_CPU
+        wide = dev.type == "cuda"
         k = self.layout.n_features
         null = self.net.null_class
         solver = self.solver
@@ -254,6 +282,10 @@ class TrafficModel:
                 # a group of sorted flows whose padded size fits the token budget
                 j = i + 1
                 while j < n and (j + 1 - i) * lengths[order[j]] <= budget:
+                    # on CUDA the budget holds a whole chunk: cut where padding would exceed
+                    # half the work (lengths sorted, so the group's longest flow is the last)
+                    if wide and lengths[order[j]] > 2 * max(int(lengths[order[i]]), 4):
+                        break
                     j += 1
                 idx = order[i:j]
                 i = j
@@ -388,6 +420,7 @@ class TrafficModel:
         mtu: int = 1500,
         device: str | None = None,
         progress: bool = False,
+        workers: int | None = None,
     ) -> Iterator[Traffic]:
         """Repaired traffic in chunks, in global time order across chunks.
 
@@ -396,12 +429,102 @@ class TrafficModel:
         into the next chunk, so the concatenated chunks have non-decreasing timestamps. Flow
         ids are local to each yielded Traffic (a long flow may continue in the next one, with
         the same addresses, ports and class). Memory is bounded by ``batch_size``.
+
+        ``workers`` processes do the CPU side (0: in a thread of this process; default:
+        :func:`default_workers` when sampling on CUDA, 0 on CPU, where the sampler is the
+        bottleneck and uses every core). The result does not depend on it. Workers are started
+        with "spawn", so a script that calls this with workers needs the usual
+        ``if __name__ == "__main__":`` guard.
         """
+        job = _Job(self.stats, client_net, server_net, seed, mtu)
         for traffic, _gid in self._parts(
-            n_flows, classes, steps, guidance, seed, batch_size, client_net, server_net,
-            start_ns, mtu, device, progress,
+            n_flows, classes, steps, guidance, seed, batch_size, start_ns, device, progress,
+            job, workers,
         ):  # fmt: skip
             yield traffic
+
+    def generate_records(
+        self,
+        n_flows: int,
+        *,
+        classes: Mapping[str, float] | Sequence[str] | str | None = None,
+        steps: int | None = None,
+        guidance: float | None = None,
+        seed: int = 0,
+        batch_size: int = 4096,
+        client_net: str = "10.0.0.0/16",
+        server_net: str = "198.18.0.0/15",
+        start_ns: int = DEFAULT_START_NS,
+        mtu: int = 1500,
+        device: str | None = None,
+        progress: bool = False,
+        workers: int | None = None,
+        nanosecond: bool = False,
+        path: str | os.PathLike[str] = "<memory>",
+    ) -> Iterator[PcapRecords]:
+        """The traffic of :meth:`generate_batches` (same arguments) as ready classic-pcap record
+        bytes, chunk by chunk in time order, for :meth:`PcapWriter.write_records`.
+
+        The workers build the records too, so the main process only merges the few packets that
+        cross a chunk boundary and writes bytes. The concatenated records are byte-identical to
+        writing the chunks of :meth:`generate_batches` with a ``PcapWriter`` (``path`` only
+        names the output in error messages).
+        """
+        job = _Job(self.stats, client_net, server_net, seed, mtu, True, nanosecond, str(path))
+        bounds = self._chunks(n_flows, batch_size)
+        limits = self._limits(n_flows, classes, seed, start_ns, bounds)
+        pending: list[PcapRecords] = []
+        for k, (_ft, recs) in enumerate(
+            self._finished(n_flows, classes, steps, guidance, seed, batch_size, start_ns, device,
+                           progress, job, workers)
+        ):  # fmt: skip
+            out, pending = _window_records(pending, recs, limits[k])
+            yield out
+
+    def _limits(
+        self,
+        n_flows: int,
+        classes: Mapping[str, float] | Sequence[str] | str | None,
+        seed: int,
+        start_ns: int,
+        bounds: list[tuple[int, int]],
+    ) -> list[int | None]:
+        """Per chunk: the start of the next chunk's first flow (None for the last chunk)."""
+        starts = self.plan(n_flows, classes, seed=seed, start_ns=start_ns).starts
+        return [int(starts[b[0]]) for b in bounds[1:]] + [None]
+
+    def _finished(
+        self,
+        n_flows: int,
+        classes: Mapping[str, float] | Sequence[str] | str | None,
+        steps: int | None,
+        guidance: float | None,
+        seed: int,
+        batch_size: int,
+        start_ns: int,
+        device: str | None,
+        progress: bool,
+        job: _Job,
+        workers: int | None,
+    ) -> Iterator[tuple[FlowTensor, Any]]:
+        """Sampled chunks and their finished form (``_finish_chunk``), in chunk order."""
+        from tqdm import tqdm
+
+        if device is not None:
+            self.to(device)
+        n_chunks = len(self._chunks(n_flows, batch_size))
+        if workers is None:  # a CPU sampler is the bottleneck and uses every core itself
+            w = default_workers() if self.device.type == "cuda" else 0
+        else:
+            w = int(workers)
+        if w < 0:
+            raise ModelError(f"workers must be 0 or more, not {w}")
+        w = min(w, n_chunks) if n_chunks > 1 else 0  # one chunk: nothing to overlap
+        items = self._flow_tensors(n_flows, classes, steps, guidance, seed, batch_size, start_ns)
+        with tqdm(total=n_flows, unit="flow", desc="generating", disable=not progress) as bar:
+            for ft, done in _finish_all(items, job, w):
+                bar.update(ft.n_flows)
+                yield ft, done
 
     def _parts(
         self,
@@ -411,43 +534,30 @@ class TrafficModel:
         guidance: float | None,
         seed: int,
         batch_size: int,
-        client_net: str,
-        server_net: str,
         start_ns: int,
-        mtu: int,
         device: str | None,
         progress: bool,
+        job: _Job,
+        workers: int | None,
     ) -> Iterator[tuple[Traffic, NDArray[np.int64]]]:
         """Chunks of repaired traffic and the global flow id of each of their flows."""
-        from tqdm import tqdm
-
-        if device is not None:
-            self.to(device)
         pending: tuple[Traffic, NDArray[np.int64]] | None = None
-        bar = tqdm(total=n_flows, unit="flow", desc="generating", disable=not progress)
-        chunks = _prefetch(
-            self._flow_tensors(n_flows, classes, steps, guidance, seed, batch_size, start_ns)
-        )
-        plan_starts = self.plan(n_flows, classes, seed=seed, start_ns=start_ns).starts
-        bounds = self._chunks(n_flows, batch_size)
-        for k, ft in enumerate(chunks):
-            t = decode_flows(ft)
-            t = _assign(t, client_net, server_net, seed)
-            t, _report = repair(t, synthetic=True, stats=self.stats, mtu=mtu, seed=seed + k)
+        limits = self._limits(n_flows, classes, seed, start_ns, self._chunks(n_flows, batch_size))
+        for k, (ft, t) in enumerate(
+            self._finished(n_flows, classes, steps, guidance, seed, batch_size, start_ns, device,
+                           progress, job, workers)
+        ):  # fmt: skip
             gid = ft.flow_id
             if pending is not None:
                 t = Traffic.concat([pending[0], t]).sorted_by_time()
                 gid = np.concatenate([pending[1], gid])
-            nxt = bounds[k + 1][0] if k + 1 < len(bounds) else None
-            if nxt is None:
+            if limits[k] is None:
                 out, pending = _compact(t, gid), None
             else:
-                late = t.ts_ns >= plan_starts[nxt]
+                late = t.ts_ns >= limits[k]
                 out = _compact(t.take(~late), gid)
                 pending = _compact(t.take(late), gid) if late.any() else None
-            bar.update(ft.n_flows)
             yield out
-        bar.close()
 
     def generate(
         self,
@@ -463,13 +573,15 @@ class TrafficModel:
         start_ns: int = DEFAULT_START_NS,
         mtu: int = 1500,
         device: str | None = None,
+        workers: int | None = None,
     ) -> Traffic:
         """``n_flows`` generated, repaired flows as one :class:`Traffic` (see
         :meth:`generate_batches`; flow ids here are global)."""
+        job = _Job(self.stats, client_net, server_net, seed, mtu)
         parts = list(
             self._parts(
-                n_flows, classes, steps, guidance, seed, batch_size, client_net, server_net,
-                start_ns, mtu, device, False,
+                n_flows, classes, steps, guidance, seed, batch_size, start_ns, device, False,
+                job, workers,
             )
         )  # fmt: skip
         if not parts:
@@ -511,6 +623,147 @@ def _prefetch(items: Iterator[FlowTensor]) -> Iterator[FlowTensor]:
                 return
             fut = pool.submit(next, items, sentinel)
             yield item  # type: ignore[misc]
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What a worker needs to finish a sampled chunk (small; pickled with every task)."""
+
+    stats: RepairStats
+    client_net: str
+    server_net: str
+    seed: int
+    mtu: int
+    records: bool = False  # build pcap records (else return the repaired Traffic)
+    nanosecond: bool = False
+    path: str = "<memory>"
+
+
+def _finish_chunk(ft: FlowTensor, k: int, job: _Job) -> Traffic | PcapRecords:
+    """Chunk ``k`` decoded, addressed and repaired (sorted by time), as Traffic or pcap records.
+
+    Runs in a worker process or in-process; depends only on its arguments."""
+    t = decode_flows(ft)
+    t = _assign(t, job.client_net, job.server_net, job.seed)
+    t, _report = repair(t, synthetic=True, stats=job.stats, mtu=job.mtu, seed=job.seed + k)
+    if not job.records:
+        return t
+    return pcap_records(t, nanosecond=job.nanosecond, mtu=job.mtu, path=job.path)
+
+
+def _finish_all(
+    items: Iterator[FlowTensor], job: _Job, workers: int
+) -> Iterator[tuple[FlowTensor, Traffic | PcapRecords]]:
+    """``(chunk, _finish_chunk(chunk))`` in chunk order; sampling runs one chunk ahead in a thread,
+    finishing in ``workers`` spawned processes (0: in this thread).
+
+    At most ``workers + 2`` chunks are in flight. A worker's exception is raised here as it is;
+    a worker that dies is a one-line :class:`ModelError`. The pool is shut down (its processes
+    joined) when the iteration ends, fails or is closed early.
+    """
+    chunks = _prefetch(items)
+    if workers <= 0:
+        try:
+            for k, ft in enumerate(chunks):
+                yield ft, _finish_chunk(ft, k, job)
+        finally:
+            chunks.close()
+        return
+    import multiprocessing
+    from concurrent.futures import Future, ProcessPoolExecutor
+
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    for _ in range(workers):  # start every worker now: their imports overlap the first sample
+        pool.submit(_ready)
+    inflight: deque[tuple[FlowTensor, Future[Traffic | PcapRecords]]] = deque()
+    try:
+        for k, ft in enumerate(chunks):
+            inflight.append((ft, pool.submit(_finish_chunk, ft, k, job)))
+            while inflight and (len(inflight) > workers + 1 or inflight[0][1].done()):
+                first, fut = inflight.popleft()
+                yield first, _result(fut)
+        while inflight:
+            first, fut = inflight.popleft()
+            yield first, _result(fut)
+    finally:
+        for _ft, fut in inflight:
+            fut.cancel()
+        chunks.close()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _ready() -> None:
+    """A no-op task (starts a worker process)."""
+
+
+def _result(fut: Any) -> Any:
+    """A worker's result; a dead worker becomes a one-line ModelError."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        return fut.result()
+    except BrokenProcessPool as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else "it exited"
+        raise ModelError(f"a generation worker process died ({reason})") from None
+
+
+def _window_records(
+    pending: list[PcapRecords], chunk: PcapRecords, limit: int | None
+) -> tuple[PcapRecords, list[PcapRecords]]:
+    """The records to write after chunk ``k`` and the ones held back.
+
+    ``pending`` (held back from earlier chunks, oldest first) and ``chunk`` are each sorted by
+    time; the records earlier than ``limit`` (the next chunk's first flow start; None: all) are
+    merged in ``(time, chunk, position)`` order, exactly the stable time sort that
+    :meth:`TrafficModel.generate_batches` applies. Each piece contributes a prefix, so what is
+    held back is a suffix of each: a view, or for the new chunk a compact copy (bounded memory).
+    """
+    pieces = [*pending, chunk]
+    counts = [
+        p.n_packets if limit is None else int(np.searchsorted(p.ts_ns, limit, side="left"))
+        for p in pieces
+    ]
+    rest = [
+        p.tail(c, copy=p is chunk) for p, c in zip(pieces, counts, strict=True) if c < p.n_packets
+    ]
+    used = [(p, c) for p, c in zip(pieces, counts, strict=True) if c]
+    if not used:
+        return chunk.head(0), rest
+    if len(used) == 1:
+        return used[0][0].head(used[0][1]), rest
+    return _merge_records(used, chunk.nanosecond), rest
+
+
+def _merge_records(used: list[tuple[PcapRecords, int]], nanosecond: bool) -> PcapRecords:
+    """The first ``c`` records of each piece, merged by stable time sort (pieces in order).
+
+    Records move as blocks of ``g`` bytes (``g`` the shortest record, at most 64): a record's
+    last block may run into the next record of the output, whose first ``g`` bytes are copied
+    again once every block is in place (each record is at least ``g`` long)."""
+    ts = np.concatenate([p.ts_ns[:c] for p, c in used])
+    src = np.concatenate([p.starts[:c] for p, c in used])
+    lens = np.concatenate([np.diff(p.ends[:c], prepend=0) for p, c in used])
+    order = np.argsort(ts, kind="stable")
+    ends = np.cumsum(lens[order])
+    dst = np.empty(len(order), np.int64)
+    dst[order] = ends - lens[order]
+    out = np.empty(int(ends[-1]) + _SLACK, np.uint8)
+    g = max(1, min(int(lens.min()), 64))
+    bounds = np.cumsum([0] + [c for _p, c in used])
+    for i, (p, _c) in enumerate(used):  # a handful of pieces
+        a, b = bounds[i], bounds[i + 1]
+        n_blk = (lens[a:b] + (g - 1)) // g
+        nb = int(n_blk.sum())
+        first = np.cumsum(n_blk) - n_blk
+        rel = np.arange(0, nb * g, g, dtype=np.int64) - np.repeat(first * g, n_blk)
+        _items(out, g)[np.repeat(dst[a:b], n_blk) + rel] = _items(p.data, g)[
+            np.repeat(src[a:b], n_blk) + rel
+        ]
+    for i, (p, _c) in enumerate(used):  # then every record's first g bytes again
+        a, b = bounds[i], bounds[i + 1]
+        _items(out, g)[dst[a:b]] = _items(p.data, g)[src[a:b]]
+    derived = np.concatenate([p.derived[:c] for p, c in used])
+    return PcapRecords(out, ends, ts[order], derived[order], nanosecond)
 
 
 def _assign(t: Traffic, client_net: str, server_net: str, seed: int) -> Traffic:

@@ -20,36 +20,14 @@ TINY = {"width": 32, "layers": 1, "heads": 2}
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def _traffic(shared: Path):
-    from netdiffusion.flows import assemble_flows
-    from netdiffusion.inputs import expand_captures, read_captures
-    from netdiffusion.labels import label_by_folder
-
-    base = shared / "iot-sentinel" / "captures"
-    if not all((base / c).is_dir() for c in CLASSES):
-        pytest.skip("IoT SENTINEL captures not found")
-    files = expand_captures([base / c for c in CLASSES])
-    traffic, _ = read_captures(files, keep_payload=False, progress=False)
-    return label_by_folder(assemble_flows(traffic))[0]
+@pytest.fixture(scope="module")
+def traffic(tiny_traffic):
+    return tiny_traffic
 
 
 @pytest.fixture(scope="module")
-def traffic(shared_data: Path):
-    return _traffic(shared_data)
-
-
-@pytest.fixture(scope="module")
-def model_dir(traffic, tmp_path_factory) -> Path:
-    from netdiffusion.model import train_model
-
-    out = tmp_path_factory.mktemp("model") / "tiny"
-    res = train_model(
-        traffic, out, max_packets=16, config=TINY, steps=200, batch_size=32, seed=0,
-        checkpoint_every=100, progress=False,
-    )  # fmt: skip
-    assert res.steps == 200 and res.train_flows > 0 and res.val_flows > 0
-    assert set(res.val_loss_per_class) <= set(CLASSES)
-    return out
+def model_dir(tiny_model_dir: Path) -> Path:
+    return tiny_model_dir
 
 
 def test_model_directory_layout(model_dir: Path) -> None:
