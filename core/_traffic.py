@@ -105,13 +105,17 @@ class Traffic:
             return cls.empty()
         classes: list[str] = []
         files: list[str] = []
+        class_index: dict[str, int] = {}
+        file_index: dict[str, int] = {}
         cols: dict[str, list[np.ndarray]] = {k: [] for k in _PACKET_COLUMNS}
         payloads, offs, labels = [], [], []
         flow_base = 0
         pay_base = 0
         for part in parts:
-            cmap = np.array([_index(classes, c) for c in part.classes] + [-1], np.int32)
-            fmap = np.array([_index(files, f) for f in part.files] + [-1], np.int32)
+            cmap = np.array(
+                [*(_index(classes, class_index, c) for c in part.classes), -1], np.int32
+            )
+            fmap = np.array([*(_index(files, file_index, f) for f in part.files), -1], np.int32)
             for k in _PACKET_COLUMNS:
                 cols[k].append(getattr(part, k))
             cols["flow"][-1] = np.where(part.flow >= 0, part.flow + flow_base, -1)
@@ -207,10 +211,10 @@ class Traffic:
 _PACKET_COLUMNS = ("ts_ns", "ip", "l4", "payload_len", "mac", "flow", "direction", "file")
 
 
-def _index(names: list[str], name: str) -> int:
-    """Index of ``name`` in ``names``, appending it when new."""
-    try:
-        return names.index(name)
-    except ValueError:
+def _index(names: list[str], index: dict[str, int], name: str) -> int:
+    """Index of ``name`` in ``names`` (``index`` maps each name to it), appending it when new."""
+    at = index.get(name)
+    if at is None:
+        at = index[name] = len(names)
         names.append(name)
-        return len(names) - 1
+    return at

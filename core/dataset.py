@@ -108,8 +108,6 @@ def save_dataset(
     extra: dict[str, Any] | None = None,
 ) -> None:
     """Write ``traffic`` to ``path`` atomically; ``extra`` is merged into the schema."""
-    from safetensors.numpy import save
-
     tensors: dict[str, NDArray[Any]] = {}
     for name, (dtype, _shape) in _PACKET_COLUMNS.items():
         tensors[name] = np.ascontiguousarray(getattr(traffic, name), dtype=dtype)
@@ -120,9 +118,50 @@ def save_dataset(
     schema = dataset_schema(traffic, store_payload=store_payload)
     if extra:
         schema.update(extra)
-    blob = save(tensors, metadata={_META_KEY: json.dumps(schema)})
+    header, order = _safetensors_header(tensors, {_META_KEY: json.dumps(schema)})
     with atomic_output(path) as fh:
-        fh.write(blob)
+        fh.write(header)
+        for name in order:  # straight from the arrays: no serialized copy of the data
+            arr = tensors[name]
+            if arr.size:
+                fh.write(memoryview(arr.reshape(-1)).cast("B"))
+
+
+# safetensors dtype names of the column dtypes, and their rank in the file: the writer of the
+# format stores tensors by dtype (in this order), then by name.
+_ST_DTYPES: dict[np.dtype[Any], tuple[int, str]] = {
+    np.dtype(np.int64): (0, "I64"),
+    np.dtype(np.int32): (1, "I32"),
+    np.dtype(np.int8): (2, "I8"),
+    np.dtype(np.uint8): (3, "U8"),
+}
+
+
+def _safetensors_header(
+    tensors: dict[str, NDArray[Any]], metadata: dict[str, str]
+) -> tuple[bytes, list[str]]:
+    """The safetensors prefix (length, JSON header, space padding) and the data order.
+
+    Byte for byte what ``safetensors.numpy.save`` writes for the same (native little-endian,
+    contiguous) arrays, so the data can be written from the arrays themselves.
+    """
+    if np.little_endian is False:  # pragma: no cover - the writer stores little-endian data
+        raise NotImplementedError("datasets are written on little-endian hosts only")
+    order = sorted(tensors, key=lambda k: (_ST_DTYPES[tensors[k].dtype][0], k))
+    items = [f'"__metadata__":{json.dumps(metadata, separators=(",", ":"))}']
+    start = 0
+    for name in order:
+        arr = tensors[name]
+        end = start + arr.nbytes
+        shape = ",".join(str(d) for d in arr.shape)
+        items.append(
+            f'{json.dumps(name)}:{{"dtype":"{_ST_DTYPES[arr.dtype][1]}","shape":[{shape}],'
+            f'"data_offsets":[{start},{end}]}}'
+        )
+        start = end
+    text = ("{" + ",".join(items) + "}").encode()
+    text += b" " * (-len(text) % 8)
+    return len(text).to_bytes(8, "little") + text, order
 
 
 def _open(path: str | os.PathLike[str]) -> tuple[Any, dict[str, Any]]:

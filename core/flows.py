@@ -62,30 +62,64 @@ class FlowKeys:
         return np.maximum(self.src, self.dst)
 
 
-def _be16(cols: NDArray[np.uint8]) -> NDArray[np.int64]:
-    return (cols[:, 0].astype(np.int64) << 8) | cols[:, 1]
-
-
-def _be32(cols: NDArray[np.uint8]) -> NDArray[np.int64]:
-    return (_be16(cols[:, 0:2]) << 16) | _be16(cols[:, 2:4])
+_TIMEOUT = np.zeros(256, np.int64)  # idle timeout per IP protocol number (0: none)
+_TIMEOUT[list(IDLE_TIMEOUT_NS)] = list(IDLE_TIMEOUT_NS.values())
+_IS_QUERY = np.zeros(256, np.bool_)
+_IS_QUERY[ICMP_QUERY_TYPES] = True
+_IS_REQUEST = np.zeros(256, np.bool_)
+_IS_REQUEST[ICMP_QUERY_REQUEST_TYPES] = True
 
 
 def flow_keys(traffic: Traffic) -> FlowKeys:
     """Endpoint keys of every packet (ports are 0 for ICMP, whose identity goes in ``extra``)."""
-    proto = traffic.proto
-    has_ports = (proto == PROTO_TCP) | (proto == PROTO_UDP)
-    sport = np.where(has_ports, _be16(traffic.l4[:, 0:2]), 0)
-    dport = np.where(has_ports, _be16(traffic.l4[:, 2:4]), 0)
-    src = (_be32(traffic.ip[:, 12:16]) << 16) | sport
-    dst = (_be32(traffic.ip[:, 16:20]) << 16) | dport
-    icmp_type = traffic.l4[:, 0]
-    is_query = np.isin(icmp_type, ICMP_QUERY_TYPES)
-    extra = np.where(
-        proto == PROTO_ICMP,
-        np.where(is_query, _be16(traffic.l4[:, 4:6]), 0x10000 + icmp_type.astype(np.int64)),
-        0,
-    )
-    return FlowKeys(src=src, dst=dst, extra=extra)
+    return _flow_keys(np.ascontiguousarray(traffic.ip[:, 9]), traffic.ip, traffic.l4)
+
+
+def _flow_keys(proto: NDArray[np.uint8], ip: NDArray[np.uint8], l4: NDArray[np.uint8]) -> FlowKeys:
+    """:func:`flow_keys`, given a contiguous copy of the protocol column."""
+    n = len(proto)
+    # (address << 16) | port for both ends at once: big-endian 64-bit words laid out as
+    # 00 00 | IPv4 address | port, built from the header bytes
+    raw = np.zeros((n, 16), np.uint8)
+    raw[:, 2:6] = ip[:, 12:16]
+    raw[:, 10:14] = ip[:, 16:20]
+    raw[:, 6:8] = l4[:, 0:2]
+    raw[:, 14:16] = l4[:, 2:4]
+    no_ports = np.flatnonzero((proto != PROTO_TCP) & (proto != PROTO_UDP))
+    raw[no_ports, 6:8] = 0  # (few rows: a fancy index is slow on many)
+    raw[no_ports, 14:16] = 0
+    ends = raw.view(">u8").astype(np.int64)
+    extra = np.zeros(n, np.int64)
+    icmp = np.flatnonzero(proto == PROTO_ICMP)
+    if len(icmp):
+        icmp_type = l4[icmp, 0]
+        ident = (l4[icmp, 4].astype(np.int64) << 8) | l4[icmp, 5]
+        extra[icmp] = np.where(_IS_QUERY[icmp_type], ident, 0x10000 + icmp_type.astype(np.int64))
+    return FlowKeys(src=ends[:, 0], dst=ends[:, 1], extra=extra)
+
+
+def _sort_keys(
+    file: NDArray[np.int32], proto: NDArray[np.uint8], keys: FlowKeys
+) -> list[NDArray[np.int64]]:
+    """Integer columns whose lexicographic order is that of (file, protocol, lo, hi, extra).
+
+    Folding keeps the order: ports are 0 where extra is not (ICMP), so ``hi`` has 16 zero low
+    bits there, and extra < 2**17; file and protocol are dense-ranked into the bits above
+    ``lo`` (48 bits) when they fit.
+    """
+    lo = keys.lo
+    hi_extra = (keys.hi << 1) + keys.extra
+    present = np.zeros(256, np.bool_)
+    present[proto] = True
+    proto_rank = np.cumsum(present) - 1
+    n_proto = int(proto_rank[-1]) + 1
+    f_lo, f_hi = (int(file.min()), int(file.max())) if len(file) else (0, 0)
+    span = (f_hi - f_lo + 1) * n_proto
+    if span.bit_length() + 48 <= 63:
+        group = (file.astype(np.int64) - f_lo) * n_proto + proto_rank[proto]
+        return [(group << 48) | lo, hi_extra]
+    file_proto = ((file.astype(np.int64) - f_lo) << 8) | proto
+    return [file_proto, lo, hi_extra]
 
 
 def _segment_starts(sorted_cols: list[NDArray[np.int64]]) -> NDArray[np.bool_]:
@@ -122,26 +156,22 @@ def assemble_flows(traffic: Traffic) -> Traffic:
     n = traffic.n_packets
     if n == 0:
         return replace(traffic, flow_label=np.zeros(0, np.int32))
-    keys = flow_keys(traffic)
-    proto = traffic.proto.astype(np.int64)
-    lo, hi = keys.lo, keys.hi
-    file = traffic.file.astype(np.int64)
+    proto8 = np.ascontiguousarray(traffic.ip[:, 9])
+    keys = _flow_keys(proto8, traffic.ip, traffic.l4)
     ts = traffic.ts_ns
-    order = np.lexsort((np.arange(n), ts, keys.extra, hi, lo, proto, file))
+    group = _sort_keys(traffic.file, proto8, keys)
+    order = np.lexsort((ts, *group[::-1]))
     s_ts = ts[order]
-    s_proto = proto[order]
-    starts = _segment_starts([file[order], s_proto, lo[order], hi[order], keys.extra[order]])
+    s_proto = proto8[order]
+    starts = _segment_starts([g[order] for g in group])
 
     # idle timeout splits
-    timeout = np.zeros(n, np.int64)
-    for p, t in IDLE_TIMEOUT_NS.items():
-        timeout[s_proto == p] = t
     gap = np.zeros(n, np.int64)
     gap[1:] = s_ts[1:] - s_ts[:-1]
-    starts |= gap > timeout
+    starts |= gap > _TIMEOUT[s_proto]
 
     # a pure SYN after a FIN or RST (since the previous pure SYN) starts a new TCP flow
-    flags = traffic.l4[order, 13]
+    flags = np.ascontiguousarray(traffic.l4[:, 13])[order]
     is_tcp = s_proto == PROTO_TCP
     pure_syn = is_tcp & ((flags & (_SYN | _ACK)) == _SYN)
     fin_rst = is_tcp & ((flags & (_FIN | _RST)) != 0)
@@ -165,7 +195,9 @@ def assemble_flows(traffic: Traffic) -> Traffic:
     # originator endpoint
     s_src, s_dst = keys.src[order], keys.dst[order]
     syn_ack = is_tcp & ((flags & (_SYN | _ACK)) == (_SYN | _ACK))
-    icmp_request = (s_proto == PROTO_ICMP) & np.isin(traffic.l4[order, 0], ICMP_QUERY_REQUEST_TYPES)
+    icmp_request = s_proto == PROTO_ICMP
+    if icmp_request.any():
+        icmp_request &= _IS_REQUEST[np.ascontiguousarray(traffic.l4[:, 0])[order]]
     first_row = np.flatnonzero(starts)
     orig = s_src[first_row].copy()
     first_syn = _first_in_segment(pure_syn, seg, n_flows)

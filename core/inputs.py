@@ -37,9 +37,12 @@ class InputSummary:
         self.files_read += 1
         self.packets_seen += report.packets_seen
         self.packets_kept += report.packets_kept
-        self.skipped.update(report.skipped)
-        self.link_types.update(str(lt) for lt in report.link_types)
-        self.warnings.extend(f"{report.path}: {w}" for w in report.warnings)
+        if report.skipped:
+            self.skipped.update(report.skipped)
+        for lt in report.link_types:
+            self.link_types[str(lt)] += 1
+        if report.warnings:
+            self.warnings.extend(f"{report.path}: {w}" for w in report.warnings)
         self.reports.append(report)
 
 
@@ -86,7 +89,7 @@ def read_captures(
     """
     summary = InputSummary()
     reports: list[ReadReport] = []
-    total_bytes = sum(p.stat().st_size for p in files)
+    total_bytes = sum(os.stat(p).st_size for p in files)
     bar = tqdm(
         total=total_bytes,
         unit="B",
@@ -115,5 +118,9 @@ def read_captures(
                 on_refused(report.error)
         else:
             summary.add(report)
-    traffic = Traffic.concat(parts) if parts else Traffic.empty()
+    names = [str(p) for p in files]
+    if len(parts) == 1 and parts[0].files == names and len(set(names)) == len(names):
+        traffic = parts[0]  # one chunk already lists every file, in order: nothing to renumber
+    else:
+        traffic = Traffic.concat(parts) if parts else Traffic.empty()
     return traffic, summary

@@ -15,7 +15,7 @@ from numpy.typing import NDArray
 from .._traffic import IP_HDR_MAX, L4_HDR_MAX, PROTO_ICMP, PROTO_TCP, PROTO_UDP
 from ._report import SKIP_REASONS
 
-__all__ = ["SLACK", "Decoded", "decode_records", "link_type_supported", "rows"]
+__all__ = ["SLACK", "Decoded", "Sink", "decode_records", "link_type_supported", "rows"]
 
 #: Bytes a record's header windows may reach past its data start (link + IPv4 + L4 windows).
 SLACK = 256
@@ -54,9 +54,7 @@ _SUPPORTED = frozenset(
     | {LT_LOOP, LT_SLL, LT_IPV4, LT_IPV6, LT_SLL2}
 )
 
-# _KEEP[k] = 0xff on the first 4*k bytes of a 60-byte header, 0 after (k: IHL or data offset)
-_KEEP = (np.arange(60)[None, :] < 4 * np.arange(16)[:, None]).astype(np.uint8) * np.uint8(0xFF)
-_KEEP_ROWS = _KEEP.view(np.dtype("V60")).ravel()
+_WORD_COLS = np.arange(IP_HDR_MAX // 4, dtype=np.uint8)  # 32-bit word index of a header row
 
 
 def rows(buf: NDArray[np.uint8], offsets: NDArray[np.int64], width: int) -> NDArray[np.uint8]:
@@ -70,9 +68,15 @@ def rows(buf: NDArray[np.uint8], offsets: NDArray[np.int64], width: int) -> NDAr
 
 
 def _mask_rows(hdr: NDArray[np.uint8], words: NDArray[np.int64]) -> None:
-    """Zero each 60-byte header row beyond ``4 * words`` bytes, in place."""
-    keep = _KEEP_ROWS[words].view(np.uint8).reshape(hdr.shape)
-    np.bitwise_and(hdr, keep, out=hdr)
+    """Zero each 60-byte header row (C-contiguous) beyond ``4 * words`` bytes, in place."""
+    if not len(words):
+        return
+    low = int(words.min())
+    if low == int(words.max()):  # one header length (IHL 5 nearly always): zero one tail
+        hdr[:, 4 * low :] = 0
+        return
+    h32 = hdr.view(np.uint32)  # header lengths count 32-bit words: mask whole words
+    np.multiply(h32, words.astype(np.uint8)[:, None] > _WORD_COLS, out=h32)
 
 
 def link_type_supported(link_type: int) -> bool:
@@ -99,6 +103,58 @@ class Decoded:
     def n(self) -> int:
         """Kept records."""
         return len(self.ts_ns)
+
+
+class Sink:
+    """Growable packet columns that decoded batches are written into, one after the other.
+
+    Decoding straight into them saves a copy of every header when batches are joined.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.n = 0
+        self.capacity = 0
+        self.ts_ns = np.empty(0, np.int64)
+        self.ip = np.empty((0, IP_HDR_MAX), np.uint8)
+        self.l4 = np.empty((0, L4_HDR_MAX), np.uint8)
+        self.mac = np.empty((0, 12), np.uint8)
+        self.payload_len = np.empty(0, np.int32)
+        self.file = np.empty(0, np.int32)
+        self.payloads: list[tuple[NDArray[np.uint8], NDArray[np.int64]]] = []
+        self._grow(capacity)
+
+    _COLUMNS = ("ts_ns", "ip", "l4", "mac", "payload_len", "file")
+
+    def _grow(self, capacity: int) -> None:
+        for name in self._COLUMNS:
+            old = getattr(self, name)
+            new = np.empty((capacity, *old.shape[1:]), old.dtype)  # untouched pages cost nothing
+            new[: self.n] = old[: self.n]
+            setattr(self, name, new)
+        self.capacity = capacity
+
+    def reserve(self, k: int) -> int:
+        """Room for ``k`` more rows; returns the first one's index (rows are taken)."""
+        if self.n + k > self.capacity:
+            self._grow(max(2 * self.capacity, self.n + k))
+        start = self.n
+        self.n += k
+        return start
+
+    def ragged(self) -> tuple[NDArray[np.uint8], NDArray[np.int64]]:
+        """Every batch's payload bytes joined, with offsets for all ``n`` rows."""
+        if len(self.payloads) == 1:
+            return self.payloads[0]
+        off = np.zeros(self.n + 1, np.int64)
+        at = base = 0
+        for _payload, poff in self.payloads:
+            k = len(poff) - 1
+            off[at + 1 : at + k + 1] = poff[1:] + base
+            at += k
+            base += int(poff[-1])
+        parts = [b for b, _ in self.payloads]
+        payload = np.concatenate(parts) if parts else np.zeros(0, np.uint8)
+        return payload, off
 
 
 def _u16(win: NDArray[np.uint8], col: int | NDArray[np.int64]) -> NDArray[np.int64]:
@@ -271,6 +327,7 @@ def decode_records(
     lt: int | NDArray[np.int64],
     wire: NDArray[np.int64] | None = None,
     payload_bytes: int | None = None,
+    sink: Sink | None = None,
 ) -> Decoded:
     """Decode records (data offset ``doff`` and captured length ``cap`` in ``buf``).
 
@@ -279,49 +336,54 @@ def decode_records(
     interface). ``wire`` (original lengths) stands in for an IPv4 total length of 0, as
     captured on hosts with TCP segmentation offload. At most ``payload_bytes`` payload bytes
     are kept per packet (None: all captured). Returns the kept IPv4 TCP/UDP/ICMP
-    packets and every record's skip reason.
+    packets and every record's skip reason. With a ``sink``, the kept packets' columns are
+    written into its next rows (the returned ones are views of them, ``file`` included, left
+    for the caller to fill) and their payload is appended to its list.
     """
     n = len(doff)
     if n == 0:
         return _empty(np.zeros(0, np.int64))
-    win = rows(buf, doff, _W_LINK)
+    # Every record's first _W_LOCAL bytes, copied once: the headers are read from this compact
+    # copy (cache-friendly), and from ``buf`` only where they reach past it (see _Local).
+    loc = _Local(buf, doff)
 
     # -- link layer: network class and offset of the network header, per link type ---------
     if isinstance(lt, (int, np.integer)):
-        net, l3 = _link(int(lt), win, cap)
-        is_eth = np.full(n, int(lt) == LT_ETHERNET)
+        net, l3 = _link_win(int(lt), loc, None, cap)
+        is_eth: bool | NDArray[np.bool_] = int(lt) == LT_ETHERNET
     else:
         net = np.empty(n, np.int64)
         l3 = np.empty(n, np.int64)
-        for t in np.unique(lt).tolist():
+        runs = np.flatnonzero(lt[1:] != lt[:-1]) + 1  # types come in runs (one per file)
+        for t in sorted(set(lt[runs].tolist()) | {int(lt[0])}):
             sel = np.flatnonzero(lt == t)
             if t < 0:
                 net[sel], l3[sel] = _UNKNOWN_IF, 0
             else:
-                net[sel], l3[sel] = _link(t, win[sel], cap[sel])
+                net[sel], l3[sel] = _link_win(t, loc, sel, cap[sel])
         is_eth = lt == LT_ETHERNET
 
     cand = np.flatnonzero(net == _NET_IPV4)
     if len(cand) == 0:
         return _empty(net)
 
-    # -- IPv4 header -------------------------------------------------------------------------
-    hdr_start = doff[cand] + l3[cand]
-    ccap = cap[cand] - l3[cand]  # bytes captured from the IPv4 header on
-    ip = rows(buf, hdr_start, IP_HDR_MAX)
-    ihl_w = (ip[:, 0] & 0x0F).astype(np.int64)
+    # -- IPv4 header: checked from its first ten bytes, gathered whole for kept packets -------
+    l3c = l3[cand]  # header positions below are relative to the record's first byte
+    ccap = cap[cand] - l3c  # bytes captured from the IPv4 header on
+    head = loc.rows(cand, l3c, 10)
+    ihl_w = (head[:, 0] & 0x0F).astype(np.int64)
     ihl = ihl_w * 4
-    tot = _u16(ip, 2)
+    tot = _u16(head, 2)
     if wire is not None:
         tso = np.flatnonzero(tot == 0)
         if len(tso):  # segmentation offload: the length is the frame's
-            tot[tso] = np.clip(wire[cand[tso]] - l3[cand[tso]], 0, 65535)
-    frag = _u16(ip, 6) & 0x1FFF
-    proto = ip[:, 9]
+            tot[tso] = np.clip(wire[cand[tso]] - l3c[tso], 0, 65535)
+    frag = _u16(head, 6) & 0x1FFF
+    proto = head[:, 9]
     is_tcp = proto == PROTO_TCP
     is_l4 = is_tcp | (proto == PROTO_UDP) | (proto == PROTO_ICMP)
-    l4_start = hdr_start + ihl
-    doff_w = (buf[l4_start + 12] >> 4).astype(np.int64)
+    l4_at = l3c + ihl
+    doff_w = (loc.rows(cand, l4_at + 12, 1)[:, 0] >> 4).astype(np.int64)
     l4_w = np.where(is_tcp, doff_w, 2)
     l4len = l4_w * 4
     l4_need = np.where(is_tcp, 20, 8)
@@ -335,7 +397,7 @@ def decode_records(
     cnet[frag != 0] = _FRAG
     cnet[tot < ihl] = _BAD
     cnet[ccap < ihl] = _TRUNC
-    cnet[((ip[:, 0] >> 4) != 4) | (ihl_w < 5)] = _BAD
+    cnet[((head[:, 0] >> 4) != 4) | (ihl_w < 5)] = _BAD
     cnet[ccap < 20] = _TRUNC
     net[cand] = cnet
 
@@ -343,40 +405,112 @@ def decode_records(
     if len(keep) == 0:
         return _empty(net)
     if len(keep) < len(cand):
-        ip, ihl_w, ihl, tot = ip[keep], ihl_w[keep], ihl[keep], tot[keep]
-        l4_w, l4len, l4_start, ccap = l4_w[keep], l4len[keep], l4_start[keep], ccap[keep]
+        l3c, ihl_w, ihl, tot = l3c[keep], ihl_w[keep], ihl[keep], tot[keep]
+        l4_w, l4len, l4_at, ccap = l4_w[keep], l4len[keep], l4_at[keep], ccap[keep]
     rec = cand[keep]
-
+    k = len(rec)
+    if sink is not None:
+        at = sink.reserve(k)
+        ip, l4 = sink.ip[at : at + k], sink.l4[at : at + k]
+        ip[:] = loc.rows(rec, l3c, IP_HDR_MAX)
+        l4[:] = loc.rows(rec, l4_at, L4_HDR_MAX)
+    else:
+        ip = loc.rows(rec, l3c, IP_HDR_MAX)
+        l4 = loc.rows(rec, l4_at, L4_HDR_MAX)
     _mask_rows(ip, ihl_w)
-    l4 = rows(buf, l4_start, L4_HDR_MAX)
     _mask_rows(l4, l4_w)
     hdr_len = ihl + l4len
     payload_len = tot - hdr_len
-    held = np.minimum(payload_len, ccap - hdr_len)
-    np.maximum(held, 0, out=held)
-    if payload_bytes is not None:
-        np.minimum(held, max(payload_bytes, 0), out=held)
-    payload, payload_off = _gather_ragged(buf, l4_start + l4len, held)
-
-    if isinstance(is_eth, np.ndarray) and not is_eth.all():
-        mac = np.zeros((len(rec), 12), np.uint8)
-        eth_rows = np.flatnonzero(is_eth[rec])
-        mac[eth_rows] = win[rec[eth_rows], :12]
-    elif isinstance(is_eth, np.ndarray) or is_eth:
-        mac = win[rec, :12]
+    if payload_bytes is not None and payload_bytes <= 0:  # headers only: no payload bytes
+        payload, payload_off = np.zeros(0, np.uint8), np.zeros(len(rec) + 1, np.int64)
     else:
-        mac = np.zeros((len(rec), 12), np.uint8)
+        held = np.minimum(payload_len, ccap - hdr_len)
+        np.maximum(held, 0, out=held)
+        if payload_bytes is not None:
+            np.minimum(held, payload_bytes, out=held)
+        payload, payload_off = _gather_ragged(buf, doff[rec] + l4_at + l4len, held)
+
+    if sink is None:
+        mac = np.zeros((k, 12), np.uint8)
+        ts_out = ts_ns[rec]
+        len_out = payload_len.astype(np.int32)
+        file_out = None
+    else:
+        mac = sink.mac[at : at + k]
+        ts_out = sink.ts_ns[at : at + k]
+        np.take(ts_ns, rec, out=ts_out)
+        len_out = sink.payload_len[at : at + k]
+        len_out[:] = payload_len
+        file_out = sink.file[at : at + k]
+        sink.payloads.append((payload, payload_off))
+    if isinstance(is_eth, np.ndarray) or is_eth:  # the first 12 bytes, where Ethernet
+        mac[:] = rows(loc.flat, rec * _W_LOCAL, 12)
+        if isinstance(is_eth, np.ndarray) and not is_eth.all():
+            mac[np.flatnonzero(~is_eth[rec])] = 0
+    elif sink is not None:
+        mac[:] = 0
     return Decoded(
-        ts_ns=ts_ns[rec],
+        ts_ns=ts_out,
         ip=ip,
         l4=l4,
-        payload_len=payload_len.astype(np.int32),
+        payload_len=len_out,
         payload=payload,
         payload_off=payload_off,
         mac=mac,
         rec=rec,
         net=net,
+        file=file_out,
     )
+
+
+_W_LOCAL = 128  # bytes of each record copied up front: link, IPv4 and L4 headers, mostly
+
+
+class _Local:
+    """The first :data:`_W_LOCAL` bytes of every record (from ``buf`` at ``doff``), copied once.
+
+    Header windows are then gathered from this compact copy, whose rows sit next to each other,
+    instead of from the scattered records; a window reaching past a record's copy is read
+    from ``buf`` (``buf`` holds :data:`SLACK` bytes past every record start, more than this).
+    """
+
+    def __init__(self, buf: NDArray[np.uint8], doff: NDArray[np.int64]) -> None:
+        self.buf = buf
+        self.doff = doff
+        self.win = rows(buf, doff, _W_LOCAL)
+        self.flat = self.win.reshape(-1)
+
+    def rows(self, idx: NDArray[np.int64], at: NDArray[np.int64], width: int) -> NDArray[np.uint8]:
+        """``[len(idx), width]``: the bytes of record ``idx[i]`` from its byte ``at[i]`` on."""
+        inside = at + width <= _W_LOCAL
+        if inside.all():
+            return rows(self.flat, idx * _W_LOCAL + at, width)
+        out = rows(self.flat, idx * _W_LOCAL + np.where(inside, at, 0), width)
+        far = np.flatnonzero(~inside)  # few: rewritten from the records themselves
+        out[far] = rows(self.buf, self.doff[idx[far]] + at[far], width)
+        return out
+
+
+def _link_win(
+    lt: int, loc: _Local, sel: NDArray[np.int64] | None, cap: NDArray[np.int64]
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """:func:`_link` for records ``sel`` (None: all) of ``loc``, from their first bytes.
+
+    Plain Ethernet (no tag, PPPoE or MPLS) is settled from its EtherType alone.
+    """
+    if lt == LT_ETHERNET:
+        if sel is None:
+            et = _u16(loc.win, 12)
+        else:
+            at = sel * _W_LOCAL + 12
+            et = (loc.flat[at].astype(np.int64) << 8) | loc.flat[at + 1]
+        if not _ET_NEXT[et].any():
+            net = _ET_NET[et]
+            net[cap < 14] = _TRUNC
+            return net, np.full(len(et), 14, np.int64)
+    if sel is None:
+        return _link(lt, loc.win[:, :_W_LINK], cap)
+    return _link(lt, rows(loc.flat, sel * _W_LOCAL, _W_LINK), cap)
 
 
 def _blocks(buf: NDArray[np.uint8], size: int) -> NDArray[np.void]:

@@ -6,6 +6,7 @@ import bz2
 import gzip
 import lzma
 import os
+import stat
 import struct
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -16,7 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .._traffic import Traffic
-from ._decode import SLACK, Decoded, decode_records, link_type_supported, rows
+from ._decode import SLACK, Decoded, Sink, decode_records, link_type_supported, rows
 from ._report import SKIP_REASONS, CaptureError, ReadReport
 
 __all__ = ["iter_capture", "iter_captures", "read_capture", "read_captures"]
@@ -25,6 +26,7 @@ _BLOCK = 1 << 20  # bytes read at a time: the scan and decode find them still in
 _BATCH = 16384  # records decoded at a time (at most): small batches stay in cache
 _ARENA = 4 << 20  # bytes of small files gathered before decoding them together
 _MAX_RECORD = 64 << 20  # larger records or blocks are treated as damage
+_DIRECT_MAX = _ARENA // 4  # captures up to this size (merged reads) are read whole into the arena
 _DEFAULT_MAX_CAPLEN = 262144
 
 _PCAP_MAGICS: dict[bytes, tuple[str, int, int]] = {
@@ -85,12 +87,28 @@ class _Buffer:
         self.base = 0  # stream offset of arr[0]
         self.eof = False
 
+    @classmethod
+    def whole(cls, arr: NDArray[np.uint8], size: int, path: str, rep: ReadReport) -> _Buffer:
+        """A buffer over a whole file already read into ``arr[:size]`` (``arr`` is used as it
+        is; it must hold :data:`SLACK` more bytes, which are zeroed)."""
+        buf = cls.__new__(cls)
+        buf.stream, buf.path, buf.rep = None, path, rep  # type: ignore[assignment]
+        buf.capacity = size
+        buf.arr = arr[: size + SLACK]
+        buf.arr[size:] = 0
+        buf.mv = memoryview(buf.arr)
+        buf.start, buf.end, buf.base, buf.eof = 0, size, 0, True
+        rep.bytes_read = size
+        return buf
+
     def pos(self, offset: int) -> int:
         """Stream offset of buffer offset ``offset``."""
         return self.base + offset
 
     def fill(self, need: int) -> None:
         """Keep unread bytes, make room for ``need`` bytes from ``start`` and read to capacity."""
+        if self.stream is None:  # a whole file: nothing more to read
+            return
         keep = self.end - self.start
         if need > self.capacity:
             capacity = max(need, min(2 * self.capacity, need + _BLOCK))
@@ -161,89 +179,55 @@ def _open(path: str, rep: ReadReport) -> tuple[BinaryIO, int]:
     return raw, min(size, _BLOCK)
 
 
-# -- the chunker: decoded batches -> Traffic chunks of at most chunk_packets -------------------
+# -- the chunker: decoded batches -> Traffic chunks of chunk_packets ----------------------------
 
 
-def _slice(d: Decoded, a: int, b: int) -> Decoded:
-    p0, p1 = int(d.payload_off[a]), int(d.payload_off[b])
-    assert d.file is not None
-    return Decoded(
-        ts_ns=d.ts_ns[a:b],
-        ip=d.ip[a:b],
-        l4=d.l4[a:b],
-        payload_len=d.payload_len[a:b],
-        payload=d.payload[p0:p1],
-        payload_off=d.payload_off[a : b + 1] - p0,
-        mac=d.mac[a:b],
-        rec=d.rec[a:b],
-        net=d.net,
-        file=d.file[a:b],
-    )
-
-
-def _join(parts: list[Decoded]) -> Decoded:
-    if len(parts) == 1:
-        return parts[0]
-    base = np.cumsum([0] + [int(p.payload_off[-1]) for p in parts])
-    return Decoded(
-        ts_ns=np.concatenate([p.ts_ns for p in parts]),
-        ip=np.concatenate([p.ip for p in parts]),
-        l4=np.concatenate([p.l4 for p in parts]),
-        payload_len=np.concatenate([p.payload_len for p in parts]),
-        payload=np.concatenate([p.payload for p in parts]),
-        payload_off=np.concatenate(
-            [p.payload_off[:-1] + b for p, b in zip(parts, base[:-1], strict=True)] + [base[-1:]]
-        ).astype(np.int64),
-        mac=np.concatenate([p.mac for p in parts]),
-        rec=np.zeros(0, np.int64),
-        net=np.zeros(0, np.int64),
-        file=np.concatenate([p.file for p in parts if p.file is not None]),
-    )
-
-
-def _traffic(d: Decoded, files: list[str]) -> Traffic:
-    n = d.n
-    return Traffic(
-        ts_ns=d.ts_ns,
-        ip=d.ip,
-        l4=d.l4,
-        payload_len=d.payload_len,
-        payload=d.payload,
-        payload_off=d.payload_off,
-        mac=d.mac,
-        flow=np.full(n, -1, np.int64),
-        direction=np.zeros(n, np.int8),
-        file=d.file if d.file is not None else np.zeros(n, np.int32),
-        files=list(files),
-    )
-
-
-@dataclass
 class _Chunker:
-    size: int
-    files: list[str]
-    parts: list[Decoded] = field(default_factory=list)
-    count: int = 0
+    """Collects decoded batches in a :class:`Sink` and cuts Traffic chunks of ``size`` packets."""
+
+    def __init__(self, size: int, files: list[str]) -> None:
+        self.size = size
+        self.files = files
+        self.sink = self._new_sink()
+
+    def _new_sink(self) -> Sink:
+        # room for a chunk and one more batch (a batch decodes at most _BATCH records)
+        return Sink(min(self.size, 1 << 18) + min(self.size, _BATCH))
 
     def add(self, d: Decoded) -> Iterator[Traffic]:
-        if d.n == 0:
-            return
-        self.parts.append(d)
-        self.count += d.n
-        if self.count < self.size:
-            return
-        joined = _join(self.parts)
-        a = 0
-        while joined.n - a >= self.size:
-            yield _traffic(_slice(joined, a, a + self.size), self.files)
-            a += self.size
-        self.parts = [_slice(joined, a, joined.n)] if a < joined.n else []
-        self.count = joined.n - a
+        """Take a batch decoded into :attr:`sink` (its ``file`` column filled)."""
+        while self.sink.n >= self.size:
+            yield self._emit(self.size)
 
     def finish(self) -> Iterator[Traffic]:
-        if self.count:
-            yield _traffic(_join(self.parts), self.files)
-        self.parts, self.count = [], 0
+        if self.sink.n:
+            yield self._emit(self.sink.n)
+
+    def _emit(self, k: int) -> Traffic:
+        """The first ``k`` rows as a chunk (views); the rest move to a fresh sink."""
+        sink = self.sink
+        payload, off = sink.ragged()
+        cut = int(off[k])
+        cols = {name: getattr(sink, name)[:k] for name in Sink._COLUMNS}
+        if 4 * k <= sink.capacity:  # a small chunk: do not hold on to the whole sink
+            cols = {name: col.copy() for name, col in cols.items()}
+        chunk = Traffic(
+            **cols,
+            payload=payload[:cut],
+            payload_off=off[: k + 1],
+            flow=np.full(k, -1, np.int64),
+            direction=np.zeros(k, np.int8),
+            files=list(self.files),
+        )
+        self.sink = self._new_sink()
+        rest = sink.n - k
+        if rest:
+            new = self.sink
+            at = new.reserve(rest)
+            for name in Sink._COLUMNS:
+                getattr(new, name)[at : at + rest] = getattr(sink, name)[k : sink.n]
+            new.payloads.append((payload[cut:], off[k:] - cut))
+        return chunk
 
 
 # -- record batches ------------------------------------------------------------------------
@@ -415,15 +399,19 @@ def _ng_records(
             cap = np.minimum(cap, snap0)
         no_if = np.zeros(len(o), np.int64)
         parts.append((o, w[:, 1], no_if, np.zeros(len(o), np.uint64), cap, 12, 16, w[:, 2]))
-    offs_all = np.concatenate([p[0] for p in parts])
-    blen = np.concatenate([p[1] for p in parts])
-    ifid = np.concatenate([p[2] for p in parts])
-    units = np.concatenate([p[3] for p in parts])
-    cap = np.concatenate([p[4] for p in parts])
-    doff = np.concatenate([p[0] + p[5] for p in parts])
-    room = np.concatenate([p[1] - p[6] for p in parts])
-    wire = np.concatenate([p[7] for p in parts])
-    if len(parts) > 1:
+    if len(parts) == 1:  # one kind of block (enhanced packet blocks, nearly always)
+        offs_all, blen, ifid, units, cap, data_at, room_at, wire = parts[0]
+        doff = offs_all + data_at
+        room = blen - room_at
+    else:
+        offs_all = np.concatenate([p[0] for p in parts])
+        blen = np.concatenate([p[1] for p in parts])
+        ifid = np.concatenate([p[2] for p in parts])
+        units = np.concatenate([p[3] for p in parts])
+        cap = np.concatenate([p[4] for p in parts])
+        doff = np.concatenate([p[0] + p[5] for p in parts])
+        room = np.concatenate([p[1] - p[6] for p in parts])
+        wire = np.concatenate([p[7] for p in parts])
         order_idx = np.argsort(offs_all, kind="stable")
         offs_all, blen, ifid, units = (
             offs_all[order_idx],
@@ -451,9 +439,12 @@ def _ng_records(
         )
         cap = np.minimum(cap, room)
     n_if = len(sec.ifaces)
-    known = (ifid >= 0) & (ifid < n_if)
     lt_if = np.array([i.link_type for i in sec.ifaces] + [-1], np.int64)
-    lt = lt_if[np.where(known, ifid, n_if)]
+    if n_if == 1:  # every block takes the first one's link type (-1: unknown interface)
+        lt = lt_if[[0 if int(ifid[0]) == 0 else 1]] if len(ifid) else lt_if[:0]
+    else:
+        known = (ifid >= 0) & (ifid < n_if)
+        lt = lt_if[np.where(known, ifid, n_if)]
     ts = np.zeros(len(units), np.int64)
     same = all(
         i.tsresol == sec.ifaces[0].tsresol and i.tsoffset == sec.ifaces[0].tsoffset
@@ -610,20 +601,59 @@ def _file_records(
     with stream:
         buf = _Buffer(stream, hint, name, rep, scratch)
         buf.fill(24)
-        if buf.end == 0:
-            raise CaptureError(name, "not a capture: empty file")
-        head = bytes(buf.mv[0 : min(4, buf.end)])
-        if head in _PCAP_MAGICS:
-            records = _pcap(buf, rep)
-        elif head == b"\x0a\x0d\x0d\x0a":
-            records = _pcapng(buf, rep)
-        else:
-            raise CaptureError(name, f"not a capture: unknown magic 0x{head.hex()}")
-        for r in records:
-            rep.packets_seen += len(r.doff)
-            yield buf, r
-        if rep.link_types and not any(link_type_supported(t) for t in rep.link_types):
-            rep.warnings.append(f"unsupported link type(s) {rep.link_types}: no packet decoded")
+        yield from _buffer_records(buf, name, rep)
+
+
+def _buffer_records(buf: _Buffer, name: str, rep: ReadReport) -> Iterator[tuple[_Buffer, _Records]]:
+    """The record batches of the capture whose first bytes ``buf`` holds."""
+    if buf.end == 0:
+        raise CaptureError(name, "not a capture: empty file")
+    head = bytes(buf.mv[0 : min(4, buf.end)])
+    if head in _PCAP_MAGICS:
+        records = _pcap(buf, rep)
+    elif head == b"\x0a\x0d\x0d\x0a":
+        records = _pcapng(buf, rep)
+    else:
+        raise CaptureError(name, f"not a capture: unknown magic 0x{head.hex()}")
+    for r in records:
+        rep.packets_seen += len(r.doff)
+        yield buf, r
+    if rep.link_types and not any(link_type_supported(t) for t in rep.link_types):
+        rep.warnings.append(f"unsupported link type(s) {rep.link_types}: no packet decoded")
+
+
+def _direct_buffer(name: str, rep: ReadReport, pending: _Pending) -> _Buffer | None:
+    """A small uncompressed capture read whole, in one go, into the pending arena's free room.
+
+    The fast path of merged reading: one open, one stat and one read per file, and its records
+    are decoded where they lie (no copy). Only a regular file of at most :data:`_DIRECT_MAX`
+    bytes with a plain pcap or pcapng magic is taken; for anything else (or any error) this
+    returns None having changed nothing, and the file is read the general way.
+    """
+    if not hasattr(os, "readv"):  # (POSIX only; elsewhere every file takes the general way)
+        return None
+    try:
+        fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO: not here
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        size = st.st_size
+        if not stat.S_ISREG(st.st_mode) or size < 24 or size > _DIRECT_MAX:
+            return None
+        if not pending.fits(size + SLACK):
+            return None
+        slot = pending.slot()
+        got = os.readv(fd, [memoryview(slot)[: size + 1]])
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    head = bytes(slot[0:4])
+    if got != size or not (head in _PCAP_MAGICS or head == b"\x0a\x0d\x0d\x0a"):
+        return None
+    rep.path = name
+    return _Buffer.whole(slot, size, name, rep)
 
 
 def _count(reports: list[ReadReport], d: Decoded, files: list[int], sizes: list[int]) -> None:
@@ -664,30 +694,53 @@ class _Pending:
     def fits(self, nbytes: int) -> bool:
         return self.used + nbytes <= _ARENA
 
-    def add(self, arr: NDArray[np.uint8], r: _Records, fi: int) -> None:
-        lo, hi = self.span(r)
+    def slot(self) -> NDArray[np.uint8]:
+        """The arena from the first free byte on (to read a small file into)."""
         if not len(self.arena):
             self.arena = np.empty(_ARENA + SLACK, np.uint8)
             self.arena[_ARENA:] = 0
+        return self.arena[self.used :]
+
+    def add_in_place(self, r: _Records, fi: int, end: int) -> None:
+        """Records already in the arena (offsets from its start); its bytes up to ``end`` are
+        taken."""
+        self.recs.append(r)
+        self.files.append(fi)
+        self.n += len(r.doff)
+        self.used = max(self.used, end)
+
+    def add(self, arr: NDArray[np.uint8], r: _Records, fi: int) -> None:
+        lo, hi = self.span(r)
+        self.slot()
         self.arena[self.used : self.used + hi - lo] = arr[lo:hi]
-        lt = r.lt if isinstance(r.lt, np.ndarray) else np.full(len(r.doff), r.lt, np.int64)
-        self.recs.append(_Records(r.doff + (self.used - lo), r.cap, r.ts_ns, lt, r.wire))
+        self.recs.append(_Records(r.doff + (self.used - lo), r.cap, r.ts_ns, r.lt, r.wire))
         self.files.append(fi)
         self.n += len(r.doff)
         self.used += hi - lo
 
-    def decode(self, reports: list[ReadReport], keep_payload: int | None) -> Decoded:
+    def decode(self, reports: list[ReadReport], keep_payload: int | None, sink: Sink) -> Decoded:
         recs = self.recs
         doff = np.concatenate([r.doff for r in recs])
         cap = np.concatenate([r.cap for r in recs])
         ts = np.concatenate([r.ts_ns for r in recs])
-        lt_arr = np.concatenate([np.asarray(r.lt) for r in recs])
-        lt: int | NDArray[np.int64] = int(lt_arr[0]) if (lt_arr == lt_arr[0]).all() else lt_arr
+        if all(isinstance(r.lt, int) for r in recs) and len({r.lt for r in recs}) == 1:
+            lt: int | NDArray[np.int64] = int(recs[0].lt)  # type: ignore[arg-type]
+        else:
+            lt_arr = np.concatenate(
+                [
+                    r.lt if isinstance(r.lt, np.ndarray) else np.full(len(r.doff), r.lt, np.int64)
+                    for r in recs
+                ]
+            )
+            lt = int(lt_arr[0]) if (lt_arr == lt_arr[0]).all() else lt_arr
         sizes = [len(r.doff) for r in recs]
         rec_file = np.repeat(np.array(self.files, np.int32), sizes)
         wire = np.concatenate([r.wire for r in recs])
-        d = decode_records(self.arena[: self.used + SLACK], doff, cap, ts, lt, wire, keep_payload)
-        d.file = rec_file[d.rec]
+        d = decode_records(
+            self.arena[: self.used + SLACK], doff, cap, ts, lt, wire, keep_payload, sink
+        )
+        if d.n:
+            d.file[:] = rec_file[d.rec]  # type: ignore[index]
         _count(reports, d, self.files, sizes)
         self.recs, self.files, self.n, self.used = [], [], 0, 0
         return d
@@ -710,18 +763,36 @@ def _engine(
     scratch = np.empty(_BLOCK + SLACK, np.uint8) if merge else None
     for fi, name in enumerate(names):
         rep = reports[fi]
+        direct = None  # a small file read straight into the arena: records stay where they are
+        if merge:
+            if pending.n and not pending.fits(_DIRECT_MAX + SLACK):
+                yield from chunker.add(pending.decode(reports, payload_bytes, chunker.sink))
+            base = pending.used
+            direct = _direct_buffer(name, rep, pending)
         try:
-            for buf, r in _file_records(name, rep, scratch):
+            if direct is not None:
+                batches = _buffer_records(direct, name, rep)
+            else:
+                batches = _file_records(name, rep, scratch)
+            for buf, r in batches:
                 lo, hi = pending.span(r)
                 if merge and len(r.doff) < _BATCH // 4 and hi - lo < _ARENA // 4:
-                    if pending.n + len(r.doff) > _BATCH or not pending.fits(hi - lo):
-                        yield from chunker.add(pending.decode(reports, payload_bytes))
-                    pending.add(buf.arr, r, fi)
+                    in_place = buf is direct
+                    if pending.n + len(r.doff) > _BATCH or not (in_place or pending.fits(hi - lo)):
+                        yield from chunker.add(pending.decode(reports, payload_bytes, chunker.sink))
+                    if in_place:
+                        r.doff = r.doff + base
+                        pending.add_in_place(r, fi, base + hi)
+                    else:
+                        pending.add(buf.arr, r, fi)
                     continue
-                if pending.n:
-                    yield from chunker.add(pending.decode(reports, payload_bytes))
-                d = decode_records(buf.arr, r.doff, r.cap, r.ts_ns, r.lt, r.wire, payload_bytes)
-                d.file = np.full(d.n, fi, np.int32)
+                if pending.n:  # (a direct file's bytes stay where they are)
+                    yield from chunker.add(pending.decode(reports, payload_bytes, chunker.sink))
+                d = decode_records(
+                    buf.arr, r.doff, r.cap, r.ts_ns, r.lt, r.wire, payload_bytes, chunker.sink
+                )
+                if d.n:
+                    d.file[:] = fi  # type: ignore[index]
                 _count(reports, d, [fi], [len(r.doff)])
                 yield from chunker.add(d)
         except CaptureError as exc:
@@ -729,7 +800,7 @@ def _engine(
                 raise
             rep.error = str(exc)
     if pending.n:
-        yield from chunker.add(pending.decode(reports, payload_bytes))
+        yield from chunker.add(pending.decode(reports, payload_bytes, chunker.sink))
     yield from chunker.finish()
 
 
