@@ -11,7 +11,8 @@
 #
 # then run `bash benchmarks/gpu_check.sh` there with .whl and .gpu-data carried. It installs the
 # package, runs the CUDA tests, trains the bundled model on CUDA (TRAIN_STEPS, default 3000) into
-# $OUT/default, and benchmarks generation end to end. Everything it prints is a measured figure.
+# $OUT/default (TRAIN_STEPS=0: skip, benchmark the committed bundled model), and benchmarks
+# generation end to end. Everything it prints is a measured figure.
 set -uo pipefail
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 NETDIFFUSION_SHARED_DATA="$PWD/.gpu-data"
 OUT="${OUT:-/tmp/gpu-check}"
@@ -31,15 +32,20 @@ ln -sfn "$PWD/plugins/tcpreplay_wrapper" /tmp/site/netdiffusion_tcpreplay
 python3 -c "import torch, diffusers, netdiffusion; print('torch', torch.__version__, \
 'diffusers', diffusers.__version__, 'cuda', torch.cuda.is_available())"
 
+MODEL="$OUT/default"
+if [ "$TRAIN_STEPS" = 0 ]; then
+  MODEL=core/model/default   # benchmark the bundled model as committed
+else
 echo "== bundled model: $TRAIN_STEPS steps on CUDA"
 python3 scripts/build_default_model.py --data .gpu-data --steps "$TRAIN_STEPS" \
     --batch-size 256 --checkpoint-every 0 --out "$OUT/default" 2>"$OUT/train.err" | tail -4
 tail -c 400 "$OUT/train.err"; echo
+fi
 
 
 echo "== CUDA tests"
 python3 -m pytest -q -p no:cacheprovider tests/core/model/test_cuda.py 2>&1 | tail -5
 
 echo "== generation benchmark (end to end: sample + repair + write)"
-python3 benchmarks/bench_generate.py --model "$OUT/default" --flows "$BENCH_FLOWS" \
-    --devices cuda 2>&1 | tail -25
+python3 benchmarks/bench_generate.py --model "$MODEL" --flows "$BENCH_FLOWS" \
+    --batch "${BENCH_BATCH:-16384}" --devices cuda 2>&1 | tail -25
