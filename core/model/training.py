@@ -328,7 +328,7 @@ def train_model(
     batch_size: int = 64,
     lr: float = 1e-3,
     seed: int = 0,
-    prediction_type: str = "v_prediction",
+    prediction_type: str = "sample",
     class_dropout: float = 0.1,
     ema_decay: float = 0.999,
     val_fraction: float = 0.1,
@@ -714,7 +714,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--width", type=int, default=DEFAULT_CONFIG["width"])
     ap.add_argument("--layers", type=int, default=DEFAULT_CONFIG["layers"])
     ap.add_argument("--heads", type=int, default=DEFAULT_CONFIG["heads"])
-    ap.add_argument("--prediction", default="v_prediction")
+    ap.add_argument("--prediction", default="sample")
     ap.add_argument("--val-fraction", type=float, default=0.1)
     ap.add_argument("--checkpoint-every", type=int, default=0)
     ap.add_argument("--resume", action="store_true")
