@@ -138,12 +138,13 @@ Wireshark and Zeek, Scapy packets, Zeek logs, nPrint matrices.
 
 \b
 Typical workflow:
-  netdiffusion inspect captures/ --labels folder   what the captures hold (flows, classes)
-  netdiffusion encode captures/ --labels folder -o data.safetensors
-                                                  flows as nPrint bits + timing + direction
-  netdiffusion decode data.safetensors -o out.pcap back to a valid, replayable pcap
-  netdiffusion repair damaged.pcap -o fixed.pcap  fix checksums, lengths, options
-(train and generate arrive with the diffusion model.)
+  netdiffusion generate -o traffic.pcap           synthetic traffic from the bundled model
+  netdiffusion inspect captures/ --labels folder  what your captures hold (flows, classes)
+  netdiffusion train captures/ --labels folder -o model/
+                                                  learn a model of your labelled traffic
+  netdiffusion generate --model model/ --class A=0.7,B=0.3 --flows 5000 -o out.pcapng
+  netdiffusion repair damaged.pcap -o fixed.pcap  fix a capture's checksums, lengths, options
+  tcpreplay -i eth0 traffic.pcap                  replay it (or open it in Wireshark or Zeek)
 
 \b
 More: `netdiffusion COMMAND --help` for a command; `netdiffusion plugins` for the
