@@ -12,8 +12,10 @@ from tqdm import tqdm
 
 from netdiffusion._traffic import Traffic
 from netdiffusion.capture import ReadReport, iter_captures
+from netdiffusion.flows import assemble_flows
+from netdiffusion.labels import LabelReport, label_flows
 
-__all__ = ["CAPTURE_SUFFIXES", "InputSummary", "expand_captures", "read_captures"]
+__all__ = ["CAPTURE_SUFFIXES", "InputSummary", "expand_captures", "read_captures", "read_flows"]
 
 #: File name endings taken as captures when a folder is given.
 CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".pcap.gz", ".pcapng.gz", ".cap.gz")
@@ -124,3 +126,33 @@ def read_captures(
     else:
         traffic = Traffic.concat(parts) if parts else Traffic.empty()
     return traffic, summary
+
+
+def read_flows(
+    paths: Iterable[str | os.PathLike[str]],
+    *,
+    labels: str | None = None,
+    label_column: str = "ndpi_proto",
+    keep_payload: bool = False,
+    progress: bool = True,
+    on_refused: Callable[[str], None] | None = None,
+) -> tuple[Traffic, InputSummary, LabelReport | None]:
+    """Captures (files or folders) to labelled flows: read, assemble flows, label.
+
+    A single ``.safetensors`` path is a dataset from ``netdiffusion encode``: it is loaded as
+    it is (already in flows, labelled unless ``labels`` relabels it). ``labels`` is
+    ``"folder"``, a CSV of flows (label column ``label_column``) or None.
+    """
+    paths = [Path(p) for p in paths]
+    if len(paths) == 1 and paths[0].suffix == ".safetensors":
+        from netdiffusion.dataset import load_dataset
+
+        traffic, summary = load_dataset(paths[0]), InputSummary()
+    else:
+        traffic, summary = read_captures(
+            expand_captures(paths), keep_payload=keep_payload, progress=progress,
+            on_refused=on_refused,
+        )  # fmt: skip
+        traffic = assemble_flows(traffic)
+    traffic, report = label_flows(traffic, labels, label_column)
+    return traffic, summary, report

@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 from netdiffusion._traffic import PROTO_ICMP, PROTO_TCP, PROTO_UDP, Traffic
 from netdiffusion.flows import flow_keys
 
-__all__ = ["LabelReport", "label_by_csv", "label_by_folder", "label_counts"]
+__all__ = ["LabelReport", "label_by_csv", "label_by_folder", "label_counts", "label_flows"]
 
 _L4_NAMES = {"TCP": PROTO_TCP, "UDP": PROTO_UDP, "ICMP": PROTO_ICMP}
 
@@ -160,3 +160,14 @@ def label_by_csv(
         labels = id_label[inverse[len(csv_rows) :]]
     out = replace(traffic, flow_label=labels, classes=classes)
     return out, _report(out, ignored)
+
+
+def label_flows(
+    traffic: Traffic, labels: str | None, column: str = "ndpi_proto"
+) -> tuple[Traffic, LabelReport | None]:
+    """Label as the CLI's ``--labels`` says: ``"folder"``, a CSV path, or None (unlabelled)."""
+    if labels is None:
+        return traffic, None
+    if labels == "folder":
+        return label_by_folder(traffic)
+    return label_by_csv(traffic, labels, column)

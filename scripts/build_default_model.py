@@ -68,18 +68,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--resume", action="store_true")
     args = ap.parse_args(argv)
 
-    from netdiffusion.flows import assemble_flows
-    from netdiffusion.inputs import read_captures
-    from netdiffusion.labels import label_by_folder, label_counts
+    from netdiffusion.inputs import read_flows
+    from netdiffusion.labels import label_counts
     from netdiffusion.model import train_model
 
     captures = args.data / "iot-sentinel" / "captures"
     train_files, held_out = split_files(captures)
-    traffic, summary = read_captures(train_files, keep_payload=False)
+    traffic, summary, _ = read_flows(train_files, labels="folder")
     if summary.refused:
         print(f"error: refused captures: {summary.refused}", file=sys.stderr)
         return 1
-    traffic, _ = label_by_folder(assemble_flows(traffic))
     print(f"training on {len(train_files)} files: {label_counts(traffic)}")
     config = {k: v for k, v in {"width": args.width, "layers": args.layers}.items() if v}
     result = train_model(

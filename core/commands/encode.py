@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from netdiffusion.commands.options import apply_labels, label_options
+from netdiffusion.commands.options import label_options
 from netdiffusion.dataset import save_dataset, write_nprint_csv
-from netdiffusion.flows import assemble_flows, cap_flows
-from netdiffusion.inputs import expand_captures, read_captures
+from netdiffusion.flows import cap_flows
+from netdiffusion.inputs import read_flows
 from netdiffusion.labels import label_counts
 
 
@@ -64,10 +64,10 @@ def encode_command(
           -o ndpi.safetensors
       netdiffusion encode trace.pcap -o trace.safetensors --nprint trace.csv
     """
-    files = expand_captures(captures)
-    traffic, summary = read_captures(files, keep_payload=keep_payload, on_refused=_warn)
-    traffic = assemble_flows(traffic)
-    traffic, label_report = apply_labels(traffic, labels, label_column)
+    traffic, summary, label_report = read_flows(
+        captures, labels=labels, label_column=label_column, keep_payload=keep_payload,
+        on_refused=_warn,
+    )  # fmt: skip
     truncated = 0
     if max_packets is not None:
         traffic, truncated = cap_flows(traffic, max_packets)

@@ -9,9 +9,8 @@ import click
 import numpy as np
 
 from netdiffusion._traffic import PROTO_ICMP, PROTO_TCP, PROTO_UDP
-from netdiffusion.commands.options import apply_labels, label_options
-from netdiffusion.flows import assemble_flows
-from netdiffusion.inputs import expand_captures, read_captures
+from netdiffusion.commands.options import label_options
+from netdiffusion.inputs import read_flows
 from netdiffusion.labels import label_counts
 
 _PROTO_NAMES = {PROTO_TCP: "tcp", PROTO_UDP: "udp", PROTO_ICMP: "icmp"}
@@ -35,10 +34,9 @@ def inspect_command(
       netdiffusion inspect captures/ --labels folder
       netdiffusion inspect pcaps/ --labels flows.csv --label-column category --json
     """
-    files = expand_captures(captures)
-    traffic, summary = read_captures(files, keep_payload=False, on_refused=_warn)
-    traffic = assemble_flows(traffic)
-    traffic, label_report = apply_labels(traffic, labels, label_column)
+    traffic, summary, label_report = read_flows(
+        captures, labels=labels, label_column=label_column, on_refused=_warn
+    )
     first = np.unique(traffic.flow, return_index=True)[1] if traffic.n_packets else np.zeros(0, int)
     flow_proto = traffic.proto[first]
     ts = traffic.ts_ns

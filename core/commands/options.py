@@ -9,7 +9,6 @@ from typing import Any, TypeVar
 import click
 
 from netdiffusion._traffic import Traffic
-from netdiffusion.labels import LabelReport, label_by_csv, label_by_folder
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -30,17 +29,6 @@ def label_options(func: F) -> F:
         "(columns pcap, endpoint_a, endpoint_b as ip:port, optional l4, and the label column).",
     )(func)
     return func
-
-
-def apply_labels(
-    traffic: Traffic, labels: str | None, label_column: str
-) -> tuple[Traffic, LabelReport | None]:
-    """Label flows as ``--labels`` says (or leave them unlabelled)."""
-    if labels is None:
-        return traffic, None
-    if labels == "folder":
-        return label_by_folder(traffic)
-    return label_by_csv(traffic, labels, label_column)
 
 
 OUTPUT_FORMATS = ("pcap", "pcapng")

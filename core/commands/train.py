@@ -6,9 +6,8 @@ from pathlib import Path
 
 import click
 
-from netdiffusion.commands.options import apply_labels, label_options
-from netdiffusion.flows import assemble_flows
-from netdiffusion.inputs import expand_captures, read_captures
+from netdiffusion.commands.options import label_options
+from netdiffusion.inputs import read_flows
 
 
 @click.command("train")
@@ -95,22 +94,18 @@ def train_command(
     Examples:
       netdiffusion train iot-sentinel/captures --labels folder -o model/ --steps 5000
       netdiffusion train data.safetensors -o model/ --resume
-      accelerate launch --cpu --num_processes 2 -m netdiffusion train data.safetensors -o model/
+      CUDA_VISIBLE_DEVICES= accelerate launch --multi_gpu --num_processes 2 \\
+          -m netdiffusion train data.safetensors -o model/
     """
-    from netdiffusion.dataset import load_dataset
     from netdiffusion.model import train_model
 
-    if len(inputs) == 1 and inputs[0].suffix == ".safetensors":
-        traffic = load_dataset(inputs[0])
-        if labels is not None:
-            traffic, _ = apply_labels(traffic, labels, label_column)
-    else:
-        if labels is None:
-            raise click.UsageError("captures need --labels folder or --labels FILE.csv")
-        traffic, summary = read_captures(expand_captures(inputs), keep_payload=False)
-        for refused in summary.refused:
-            click.echo(f"warning: {refused}", err=True)
-        traffic, _ = apply_labels(assemble_flows(traffic), labels, label_column)
+    is_dataset = len(inputs) == 1 and inputs[0].suffix == ".safetensors"
+    if labels is None and not is_dataset:
+        raise click.UsageError("captures need --labels folder or --labels FILE.csv")
+    traffic, _, _ = read_flows(
+        inputs, labels=labels, label_column=label_column,
+        on_refused=lambda msg: click.echo(f"warning: {msg}", err=True),
+    )  # fmt: skip
     if traffic.n_flows == 0 or not traffic.classes:
         raise click.ClickException(f"{inputs[0]}: no labelled flows to train on")
     config = {k: v for k, v in {"width": width, "layers": layers}.items() if v is not None}

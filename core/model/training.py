@@ -681,24 +681,6 @@ def _meta(
 # -- command line -----------------------------------------------------------------------------
 
 
-def _read_inputs(paths: list[str], labels: str, column: str) -> Traffic:
-    from netdiffusion.dataset import load_dataset
-    from netdiffusion.flows import assemble_flows
-    from netdiffusion.inputs import expand_captures, read_captures
-    from netdiffusion.labels import label_by_csv, label_by_folder
-
-    if len(paths) == 1 and paths[0].endswith(".safetensors"):
-        return load_dataset(paths[0])
-    files = expand_captures(paths)
-    traffic, _summary = read_captures(files, keep_payload=False, progress=False)
-    traffic = assemble_flows(traffic)
-    if labels == "folder":
-        return label_by_folder(traffic)[0]
-    if labels:
-        return label_by_csv(traffic, labels, column)[0]
-    return traffic
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Small training command line (used by tests and under ``accelerate launch``)."""
     ap = argparse.ArgumentParser(prog="python -m netdiffusion.model.training")
@@ -720,8 +702,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--no-progress", action="store_true")
     a = ap.parse_args(argv)
+    from netdiffusion.inputs import read_flows
+
     try:
-        traffic = _read_inputs(a.inputs, a.labels, a.label_column)
+        traffic = read_flows(a.inputs, labels=a.labels or None, label_column=a.label_column,
+                             progress=False)[0]  # fmt: skip
         res = train_model(
             traffic,
             a.output,

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from netdiffusion.repair._segments import get_be
+
 I64 = NDArray[np.int64]
 Mask = NDArray[np.bool_]
 
@@ -104,8 +106,8 @@ def parse_tcp_options(
     if walk.size < n:
         if values:
             out.has_ts[canon] = True
-            out.tsval[canon] = _be_cols(l4[canon], 24, 4)
-            out.tsecr[canon] = _be_cols(l4[canon], 28, 4)
+            out.tsval[canon] = get_be(l4[canon], 24, 4)
+            out.tsecr[canon] = get_be(l4[canon], 28, 4)
         if walk.size == 0:
             out.bad_at[:] = -1
             return out
@@ -143,14 +145,6 @@ def parse_tcp_options(
     else:
         out.bad_at = bad_at
     return out
-
-
-def _be_cols(a: NDArray[np.uint8], col: int, nbytes: int) -> I64:
-    """Big-endian unsigned field of ``nbytes`` at column ``col`` of every row."""
-    v = np.zeros(len(a), np.int64)
-    for k in range(nbytes):
-        v = (v << 8) | a[:, col + k]
-    return v
 
 
 def parse_ip_options(ip: NDArray[np.uint8], strict: bool) -> tuple[I64, Mask]:
