@@ -12,7 +12,7 @@ Synthetic traffic is compared with real traffic field by field. Two tables of fi
 - :func:`packet_fields`, one row per packet: ``size`` (IPv4 total length), ``log_iat`` (log10 of
   the seconds since the previous packet of the same flow; NaN for a flow's first packet, -9 for a
   zero gap), ``ttl``, ``tcp_flags`` and ``tcp_window`` (NaN for non-TCP packets),
-  ``service_port``, and ``direction``.
+  ``service_port``, ``direction`` and ``protocol``.
 
 A NaN means "not applicable" and is left out of that field's histogram.
 
@@ -33,10 +33,11 @@ Baselines (a model must beat them to be worth anything):
   the same class (flow fields, or packet fields, as given). Its per-field marginals are those of
   the training data, so it sits at the real-vs-real floor on one-field figures and is told apart
   only by joint measures (a discriminator);
-- :func:`independent_packet_flows`: flows whose length comes from the class's flow-length
-  marginal and whose packets have size, gap and direction drawn independently from the class's
-  packet marginals; the flow fields are then computed from those packets (what a generator that
-  ignores the sequence structure of a flow would produce).
+- :func:`independent_packet_flows`, the naive generator: flows whose length comes from the
+  class's flow-length marginal and whose packets have every field (size, gap, direction, service
+  port, protocol) drawn independently from the class's packet marginals; the flow fields are
+  then computed from those packets (a flow's port and protocol are its first packet's): what a
+  generator that resamples per-field marginals, ignoring how packets make up a flow, produces.
 
 Classifier helpers (:func:`train_random_forest`, :func:`discriminator_auc`) use scikit-learn,
 imported inside the functions: it is a test and benchmark dependency, not a runtime one.
@@ -204,6 +205,7 @@ def packet_fields(t: Traffic) -> Fields:
         "tcp_window": np.where(is_tcp, _be16(t.l4[o, 14:16]), nan),
         "service_port": b["service_port"].astype(np.float64),
         "direction": b["direction"].astype(np.float64),
+        "protocol": b["proto"].astype(np.float64),
     }
     return Fields(cols, _flow_label(t, b["flow"]), list(t.classes))
 
@@ -352,8 +354,8 @@ def independent_packet_flows(
     seed: int = 0,
 ) -> Fields:
     """Flow fields of flows built from independent draws (see the module docstring): per class,
-    length, service port and protocol from the flow marginals, then every packet's size, gap and
-    direction from the packet marginals, each independently."""
+    the length from the flow marginal, then every packet's size, gap, direction, service port
+    and protocol from the packet marginals, each independently."""
     rng = np.random.default_rng(seed)
     classes = list(train_flows.classes)
     parts = []
@@ -381,8 +383,10 @@ def independent_packet_flows(
         gap[first] = np.nan
         direction = _draw(rng, train_packets.columns["direction"], prows, m).astype(np.int64)
         cols = _flow_table(seg, n, size, gap, direction)
-        cols["service_port"] = _draw(rng, train_flows.columns["service_port"], frows, n)
-        cols["protocol"] = _draw(rng, train_flows.columns["protocol"], frows, n)
+        # a flow's port and protocol are those drawn for its first packet
+        heads = np.flatnonzero(first)
+        cols["service_port"] = _draw(rng, train_packets.columns["service_port"], prows, m)[heads]
+        cols["protocol"] = _draw(rng, train_packets.columns["protocol"], prows, m)[heads]
         parts.append(Fields(cols, np.full(n, classes.index(name), np.int32), classes))
     if not parts:
         return independent_marginals(train_flows, {}, seed=seed)

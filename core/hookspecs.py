@@ -28,6 +28,7 @@ if TYPE_CHECKING:
         RegisterEncoder,
         RegisterGenerator,
         RegisterRepairer,
+        RegisterSink,
     )
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "register_encoders",
     "register_generators",
     "register_repairers",
+    "register_sinks",
 ]
 
 PROJECT_NAME = "netdiffusion"
@@ -78,6 +80,18 @@ def register_emitters(register: RegisterEmitter) -> None:
 
     ``write(traffic, path, **options)`` writes the traffic to ``path``; ``suffix`` is the file
     suffix of that format and ``description`` one line shown to users (``generate --format``).
+    """
+
+
+@hookspec
+def register_sinks(register: RegisterSink) -> None:
+    """Register generate sinks: ``register(name, open, *, metavar, help, needs_pcap=False)``.
+
+    Each sink becomes an option ``--NAME METAVAR`` of ``netdiffusion generate``. When it is
+    given, ``open(value, output=..., client_net=..., server_net=...)`` returns an object whose
+    ``add(traffic)`` receives every chunk of generated traffic (repaired, in time order) and
+    whose ``close(output)`` runs once the output file is complete, returning a line to show (or
+    None). ``needs_pcap``: the sink reads the written capture, so the output must be a capture.
     """
 
 

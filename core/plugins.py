@@ -229,8 +229,14 @@ def load_registries(pm: pluggy.PluginManager, cli: click.Group | None = None) ->
     _call_each(pm, "register_generators", lambda p: {"register": reg.generator_callback(p)})
     _call_each(pm, "register_repairers", lambda p: {"register": reg.repairer_callback(p)})
     _call_each(pm, "register_emitters", lambda p: {"register": reg.emitter_callback(p)})
+    _call_each(pm, "register_sinks", lambda p: {"register": reg.sink_callback(p)})
     if cli is not None:
         _register_commands(pm, cli, reg)
+        generate = cli.commands.get("generate")
+        if generate is not None and reg.commands["generate"].plugin == BUILTIN_PLUGIN:
+            from netdiffusion.commands.generate import attach_sinks
+
+            attach_sinks(generate, reg.sinks)
     return reg
 
 

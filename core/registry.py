@@ -30,9 +30,12 @@ __all__ = [
     "RegisterEncoder",
     "RegisterGenerator",
     "RegisterRepairer",
+    "RegisterSink",
     "Registries",
     "Registry",
     "RepairerEntry",
+    "Sink",
+    "SinkEntry",
     "TrafficEncoder",
     "validate_name",
 ]
@@ -83,6 +86,30 @@ class RegisterRepairer(Protocol):
     def __call__(self, name: str, repair: RepairFn, *, description: str = "") -> None: ...
 
 
+class Sink(Protocol):
+    """What a sink's ``open`` returns: it sees the generated traffic, then the written output."""
+
+    def add(self, traffic: Traffic, /) -> None:
+        """Take one chunk of generated, repaired traffic (chunks come in time order)."""
+
+    def close(self, output: os.PathLike[str], /) -> str | None:
+        """Finish once the output file is complete; a one-line summary (or None)."""
+
+
+class RegisterSink(Protocol):
+    """The ``register`` callback given to ``register_sinks``."""
+
+    def __call__(
+        self,
+        name: str,
+        open: Callable[..., Sink],
+        *,
+        metavar: str,
+        help: str,
+        needs_pcap: bool = False,
+    ) -> None: ...
+
+
 class RegisterEmitter(Protocol):
     """The ``register`` callback given to ``register_emitters``."""
 
@@ -129,6 +156,20 @@ class EmitterEntry(Entry):
     def __call__(self, traffic: Traffic, path: str | os.PathLike[str], **options: Any) -> Any:
         """Write ``traffic`` to ``path`` in this format."""
         return self.write(traffic, path, **options)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SinkEntry(Entry):
+    """A registered generate sink: option ``--NAME METAVAR``; ``open(value, **context)``."""
+
+    open: Callable[..., Sink]
+    metavar: str
+    needs_pcap: bool = False
+
+    @property
+    def option(self) -> str:
+        """The ``generate`` option that turns it on."""
+        return "--" + self.name.replace("_", "-")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -228,6 +269,7 @@ class Registries:
     generators: Registry[GeneratorEntry] = field(default_factory=lambda: Registry("generator"))
     repairers: Registry[RepairerEntry] = field(default_factory=lambda: Registry("repairer"))
     emitters: Registry[EmitterEntry] = field(default_factory=lambda: Registry("emitter"))
+    sinks: Registry[SinkEntry] = field(default_factory=lambda: Registry("sink"))
     commands: Registry[CommandEntry] = field(default_factory=lambda: Registry("command"))
 
     # --- ``register`` callbacks handed to the hooks, bound to the calling plugin ------------
@@ -296,6 +338,31 @@ class Registries:
 
         return register
 
+    def sink_callback(self, plugin: str) -> RegisterSink:
+        """The ``register`` callback for ``register_sinks``, attributed to ``plugin``."""
+
+        def register(
+            name: str,
+            open: Callable[..., Sink],
+            *,
+            metavar: str,
+            help: str,
+            needs_pcap: bool = False,
+        ) -> None:
+            validate_name("sink", name, plugin)
+            _check_callable("sink", name, plugin, open, 1)
+            for what, text in (("metavar", metavar), ("help", help)):
+                if not isinstance(text, str) or not text.strip():
+                    raise PluginError(f"plugin {plugin!r} registered sink {name!r} without {what}")
+            self.sinks.add(
+                SinkEntry(
+                    name=name, plugin=plugin, description=help, open=open, metavar=metavar,
+                    needs_pcap=bool(needs_pcap),
+                )
+            )  # fmt: skip
+
+        return register
+
     # --- use ----------------------------------------------------------------------------
 
     def apply_repairers(self, traffic: Traffic) -> Traffic:
@@ -319,6 +386,7 @@ class Registries:
             "generators": self.generators,
             "repairers": self.repairers,
             "emitters": self.emitters,
+            "sinks": self.sinks,
             "commands": self.commands,
         }
 

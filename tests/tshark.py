@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,8 +101,11 @@ def verdicts(pcap: Path) -> Verdicts:
     return Verdicts(len(rows), malformed, errors, warnings, analysis, bad)
 
 
-def tcp_state_problems(pcap: Path) -> list[str]:
-    """Independent TCP check from tshark's fields: handshake first, seq/ack arithmetic per flow."""
+def tcp_state_problems(pcap: Path, extra: Sequence[str] = ()) -> list[str]:
+    """Independent TCP check from tshark's fields: handshake first, seq/ack arithmetic per flow
+    (a stream of one retransmitted SYN, an unanswered attempt, is valid). ``extra``: more
+    tshark arguments (e.g. ``--disable-protocol snmp``, whose own conversations on port 161
+    split tshark's tcp.stream numbering mid-flow)."""
     rows = fields(
         pcap,
         [
@@ -114,6 +118,7 @@ def tcp_state_problems(pcap: Path) -> list[str]:
             "tcp.len",
         ],
         "tcp",
+        extra=list(extra),
     )
     streams: dict[str, list[tuple[str, int, int, int, int]]] = defaultdict(list)
     for stream, src, sport, flags, seq, ack, length in rows:
@@ -121,6 +126,13 @@ def tcp_state_problems(pcap: Path) -> list[str]:
     problems: list[str] = []
     for stream, pkts in streams.items():
         orig = pkts[0][0]
+        if all(
+            src == orig and flags & 0x17 == 0x02 and not length for src, flags, *_x, length in pkts
+        ):
+            # an unanswered connection attempt: one SYN retransmitted, the same ISN every time
+            if len({seq for _s, _f, seq, _a, _l in pkts}) != 1:
+                problems.append(f"stream {stream}: retransmitted SYNs with different ISNs")
+            continue
         for i, (src, flags, *_rest) in enumerate(pkts[:3]):
             want_syn_ack = [(0x02, orig), (0x12, None), (0x10, orig)][i]
             from_orig = src == orig

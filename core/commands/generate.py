@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +16,7 @@ from netdiffusion.commands.options import address_options
 
 if TYPE_CHECKING:
     from netdiffusion.emit.pcap import PcapRecords
+    from netdiffusion.registry import Registry, Sink, SinkEntry
 
 FORMATS = ("pcap", "pcapng", "nprint", "tensors")
 
@@ -116,7 +117,9 @@ def parse_classes(text: str | None) -> dict[str, float] | None:
     "Default: from the output's suffix, else pcap.",
 )
 @address_options
+@click.pass_context
 def generate_command(
+    ctx: click.Context,
     model_dir: Path | None,
     classes: str | None,
     flows: int | None,
@@ -131,17 +134,24 @@ def generate_command(
     client_net: str,
     server_net: str,
     seed: int,
+    **sink_values: str | None,
 ) -> None:
     """Generate synthetic traffic: sample flows, repair them, write them.
 
     Every packet comes out protocol-valid: checksums, lengths, TCP handshake and seq/ack,
     timing, service ports. The same seed gives the same output on the same device.
 
+    Under `accelerate launch` (or torchrun) the chunks of flows are shared out across the
+    processes, one GPU each, and rank 0 writes them in order: the output is the same as a
+    single process's, made proportionally faster.
+
     \b
     Examples:
       netdiffusion generate -o traffic.pcap                      # bundled model, all classes
       netdiffusion generate --class HueBridge --flows 500 -o hue.pcapng
       netdiffusion generate --model model/ --packets 100000 --device cuda -o big.pcap
+      accelerate launch --multi_gpu --num_processes 4 -m netdiffusion generate \\
+          --flows 1000000 -o big.pcap                            # 4 GPUs
     """
     from netdiffusion.model import load_model
 
@@ -157,15 +167,75 @@ def generate_command(
         classes=mix, steps=steps, guidance=guidance, seed=seed, batch_size=batch_size,
         client_net=client_net, server_net=server_net, progress=True, workers=workers,
     )  # fmt: skip
-    if fmt == "pcap":  # the workers build the records; this process writes bytes in order
-        records = model.generate_records(flows, path=output, **kwargs)
-        with contextlib.closing(records):  # stops the worker pool even when cut short
-            written = _write_records(records, output, packets)
-    else:
-        batches = model.generate_batches(flows, **kwargs)
-        with contextlib.closing(batches):
-            written = _write(batches, output, fmt, packets)
+    from netdiffusion.model.sharding import current_shard
+
+    model.shard = shard = current_shard()
+    entries = _chosen_sinks(ctx, sink_values, fmt)
+    # pcap: the workers build the records, this process writes bytes in order (sinks that
+    # look at the traffic need it as Traffic: then the chunks come whole)
+    stream = (
+        model.generate_records(flows, path=output, **kwargs)
+        if fmt == "pcap" and not entries
+        else model.generate_batches(flows, **kwargs)
+    )
+    with contextlib.closing(stream):  # stops the worker pool even when cut short
+        if not shard.is_main:  # a sharded launch: this process samples its chunks for rank 0
+            for _ in stream:
+                pass
+            return
+        context = {"output": output, "client_net": client_net, "server_net": server_net}
+        sinks = [(e, e.open(value, **context)) for e, value in entries]
+        if fmt == "pcap" and not sinks:
+            written = _write_records(stream, output, packets)  # type: ignore[arg-type]
+        else:
+            written = _write(stream, output, fmt, packets, [s for _e, s in sinks])  # type: ignore[arg-type]
     click.echo(f"{written} packets written to {output} ({fmt})")
+    for _entry, sink in sinks:
+        line = sink.close(output)
+        if line:
+            click.echo(line)
+
+
+def _chosen_sinks(
+    ctx: click.Context, values: dict[str, str | None], fmt: str
+) -> list[tuple[SinkEntry, str]]:
+    """The sinks given on the command line, with their values (registered by plugins)."""
+    chosen = {k[len(_SINK_PREFIX) :]: v for k, v in values.items() if v is not None}
+    if not chosen:
+        return []
+    root = ctx.find_root().command
+    loaded = getattr(root, "loaded_plugins", None)
+    if loaded is None:
+        from netdiffusion.plugins import default_plugins
+
+        registry = default_plugins().registries.sinks
+    else:
+        registry = loaded().registries.sinks
+    out = []
+    for name, value in chosen.items():
+        entry = registry.require(name)
+        if entry.needs_pcap and fmt not in ("pcap", "pcapng"):
+            raise click.UsageError(f"{entry.option} needs a pcap or pcapng output, not {fmt}")
+        out.append((entry, value))
+    return out
+
+
+_SINK_PREFIX = "sink_"
+
+
+def attach_sinks(command: click.Command, sinks: Registry[SinkEntry]) -> None:
+    """Give the generate command one option per registered sink (replacing earlier ones)."""
+    base = [p for p in command.params if not (p.name or "").startswith(_SINK_PREFIX)]
+    extra = [
+        click.Option(
+            [entry.option, _SINK_PREFIX + entry.name],
+            metavar=entry.metavar,
+            default=None,
+            help=f"{entry.description} [plugin: {entry.plugin}]",
+        )
+        for entry in sinks.values()
+    ]
+    command.params = base + extra
 
 
 def _format_from_suffix(path: Path) -> str:
@@ -173,8 +243,14 @@ def _format_from_suffix(path: Path) -> str:
     return {".pcapng": "pcapng", ".csv": "nprint", ".safetensors": "tensors"}.get(suffix, "pcap")
 
 
-def _write(chunks: Iterable[Traffic], output: Path, fmt: str, limit: int | None) -> int:
-    """Stream chunks into ``output``; stop after ``limit`` packets."""
+def _write(
+    chunks: Iterable[Traffic],
+    output: Path,
+    fmt: str,
+    limit: int | None,
+    sinks: Sequence[Sink] = (),
+) -> int:
+    """Stream chunks into ``output`` (and every sink); stop after ``limit`` packets."""
     from netdiffusion.emit import PcapWriter
 
     count = 0
@@ -182,6 +258,8 @@ def _write(chunks: Iterable[Traffic], output: Path, fmt: str, limit: int | None)
         with PcapWriter(output, pcapng=fmt == "pcapng") as writer:
             for chunk in chunks:
                 chunk = _trim(chunk, limit, count)
+                for sink in sinks:
+                    sink.add(chunk)
                 writer.write(chunk)
                 count += chunk.n_packets
                 if limit is not None and count >= limit:
@@ -190,6 +268,8 @@ def _write(chunks: Iterable[Traffic], output: Path, fmt: str, limit: int | None)
     parts = []
     for chunk in chunks:
         chunk = _trim(chunk, limit, count)
+        for sink in sinks:
+            sink.add(chunk)
         parts.append(chunk)
         count += chunk.n_packets
         if limit is not None and count >= limit:

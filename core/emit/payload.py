@@ -84,6 +84,7 @@ __all__ = [
     "UDP_FILL_BYTES",
     "UNFILLABLE_TCP",
     "UDP_TEMPLATE_MIN",
+    "udp_template_min",
     "UNFILLABLE_UDP",
     "ephemeral_ports",
     "fill_payloads",
@@ -266,6 +267,12 @@ for _port, _least in UDP_TEMPLATE_MIN.items():
     _UDP_MIN[_port] = _least
 
 
+def udp_template_min(port: NDArray[np.integer]) -> NDArray[np.int64]:
+    """Per UDP service port, the shortest payload its template fills (0: not templated)."""
+    p = np.asarray(port, np.int64)
+    return np.where((p >= 0) & (p <= 0xFFFF), _UDP_MIN[np.clip(p, 0, 0xFFFF)], 0)
+
+
 def safe_service_ports(
     proto: NDArray[np.integer],
     port: NDArray[np.integer],
@@ -419,8 +426,9 @@ _OPT_NAME = 34  # name length used when an OPT record pads the message
 
 
 def _dns_name(n: NDArray[np.int64]) -> NDArray[np.uint8]:
-    """Encoded names of ``n`` bytes (``n`` = 1 is the root; 2 is a pointer to the root)."""
-    w = int(n.max())
+    """Encoded names of ``n`` bytes (``n`` = 1 is the root; 2 is a pointer to the root), in a
+    matrix at least 2 columns wide."""
+    w = max(int(n.max()), 2)
     c = np.arange(w)[None, :]
     nn = n[:, None]
     nl = nn - 1  # label bytes before the terminating zero

@@ -10,6 +10,11 @@ identity): full bidirectional self-attention over the flow's real packets
 (``scaled_dot_product_attention`` with a key mask), then an MLP. The output projection is zero
 initialised.
 
+With ``self_condition`` (Chen et al., "Analog Bits", 2022) the input is the noisy features
+concatenated with the model's previous estimate of the clean flow (zeros when there is none):
+sampling feeds each step's estimate into the next, which lets the bits of a packet agree with
+each other over few sampling steps.
+
 Cost per packet slot and denoising step, in multiply-adds: ``layers * (4 + 2 * mlp_ratio) *
 width^2`` for the blocks plus ``2 * K * width`` for the projections (attention scores add
 ``2 * layers * length * width``); :meth:`Denoiser.flops_per_token` returns twice that (FLOPs).
@@ -30,7 +35,7 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
-__all__ = ["Denoiser"]
+__all__ = ["Denoiser", "clean_estimate"]
 
 
 def _timestep_features(t: torch.Tensor, dim: int) -> torch.Tensor:
@@ -41,6 +46,20 @@ def _timestep_features(t: torch.Tensor, dim: int) -> torch.Tensor:
     )
     args = t.float()[:, None] * freqs[None, :]
     return torch.cat([torch.cos(args), torch.sin(args)], dim=1)
+
+
+def clean_estimate(
+    out: torch.Tensor, noisy: torch.Tensor, alpha_bar: torch.Tensor, prediction: str
+) -> torch.Tensor:
+    """The clean sample implied by a model output ``out`` for ``noisy`` at cumulative signal
+    level ``alpha_bar`` (broadcastable), for prediction type ``epsilon``, ``v_prediction`` or
+    ``sample``."""
+    if prediction == "sample":
+        return out
+    a = alpha_bar.to(out.dtype)
+    if prediction == "epsilon":
+        return (noisy - (1 - a).sqrt() * out) / a.sqrt()
+    return a.sqrt() * noisy - (1 - a).sqrt() * out
 
 
 class _Block(nn.Module):
@@ -86,11 +105,12 @@ class Denoiser(ModelMixin, ConfigMixin):
         layers: int = 3,
         heads: int = 4,
         mlp_ratio: float = 2.0,
+        self_condition: bool = False,
     ) -> None:
         super().__init__()
         if width % heads:
             raise ValueError(f"width {width} is not a multiple of heads {heads}")
-        self.inp = nn.Linear(in_features, width)
+        self.inp = nn.Linear(in_features * (2 if self_condition else 1), width)
         self.pos = nn.Parameter(torch.randn(max_packets, width) * 0.02)
         self.t_mlp = nn.Sequential(nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width))
         self.cls = nn.Embedding(num_classes + 1, width)
@@ -114,7 +134,8 @@ class Denoiser(ModelMixin, ConfigMixin):
         """Forward FLOPs per packet slot for flows of ``length`` slots (see module docstring)."""
         c = self.config
         w = c.width
-        macs = c.layers * (4 + 2 * c.mlp_ratio) * w * w + 2 * c.in_features * w
+        k_in = c.in_features * (2 if c.get("self_condition") else 1)
+        macs = c.layers * (4 + 2 * c.mlp_ratio) * w * w + (k_in + c.in_features) * w
         macs += 2 * c.layers * length * w
         return int(2 * macs)
 
@@ -125,11 +146,15 @@ class Denoiser(ModelMixin, ConfigMixin):
         label: torch.Tensor,
         length: torch.Tensor,
         mask: torch.Tensor | None = None,
+        x_self: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Prediction ``[b, p, K]`` for noisy ``x`` ``[b, p, K]`` at ``timestep`` ``[b]`` (or a
         scalar), class ``label`` ``[b]`` and flow ``length`` ``[b]``; ``mask`` ``[b, p]`` marks
-        real slots (keys outside it are not attended to)."""
+        real slots (keys outside it are not attended to); ``x_self`` is the previous estimate of
+        the clean flow for a self-conditioned model (None: zeros; ignored otherwise)."""
         b, p, _ = x.shape
+        if self.config.get("self_condition"):
+            x = torch.cat([x, torch.zeros_like(x) if x_self is None else x_self.to(x.dtype)], 2)
         if timestep.ndim == 0:
             timestep = timestep.expand(b)
         c = self.t_mlp(_timestep_features(timestep, self.config.width).to(x.dtype))

@@ -14,11 +14,11 @@
 (:meth:`FeatureLayout.to_json`), ``classes`` (names, in label order), ``class_flows`` (training
 flows per class), ``class_proportions`` (their shares: the default mix when generating),
 ``lengths`` (per class, flow counts by length 1..max_packets), ``flow_gap_ns`` (mean gap between
-flow starts in the training captures), ``repair_stats`` (``ttl_modes`` per class, for
-:class:`~netdiffusion.repair.RepairStats`), ``prediction_type``, ``sampling`` (default steps and
-guidance), ``training`` (steps, batch size, learning rate, seed, final loss, time, devices),
-``validation`` (loss overall and per class on held-out capture files) and ``data`` (capture
-files used for training and for validation, packet and flow counts).
+flow starts in the training captures), ``repair_stats`` (``ttl_modes`` and ``service_ports``
+per class, for :class:`~netdiffusion.repair.RepairStats`), ``prediction_type``, ``sampling``
+(default steps and guidance), ``training`` (steps, batch size, learning rate, seed, final loss,
+time, devices), ``validation`` (loss overall and per class on held-out capture files) and
+``data`` (capture files used for training and for validation, packet and flow counts).
 
 Loading never reaches for a network: ``HF_HUB_OFFLINE=1`` is set before diffusers is imported,
 weights come from the local directory only (``local_files_only``, ``use_safetensors``).

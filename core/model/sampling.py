@@ -45,6 +45,7 @@ from netdiffusion.encoding import N_FEATURES, FlowTensor, decode_flows
 from netdiffusion.model._errors import ModelError
 from netdiffusion.model.features import FeatureLayout
 from netdiffusion.model.modeldir import SCHEDULER_DIR, read_meta
+from netdiffusion.model.sharding import Shard, current_shard, exchange
 from netdiffusion.nprint import N_BITS
 from netdiffusion.repair import RepairStats, repair
 
@@ -74,7 +75,15 @@ def default_workers() -> int:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         cores = os.cpu_count() or 1
+    cores //= max(1, _env_int("LOCAL_WORLD_SIZE", 1))  # processes of a launch share the cores
     return max(0, min(cores - 1, MAX_WORKERS))
+
+
+def _env_int(name: str, default: int) -> int:
+    try:
+        return int(os.environ.get(name, "") or default)
+    except ValueError:
+        return default
 
 
 def _device(device: str | None) -> Any:
@@ -88,6 +97,9 @@ def _device(device: str | None) -> Any:
         raise ModelError(f"unknown device {device!r} (use cpu or cuda)") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ModelError("device cuda requested but no CUDA GPU is available")
+    if dev.type == "cuda" and dev.index is None and _env_int("WORLD_SIZE", 1) > 1:
+        # one GPU per process of a launch (accelerate launch, torchrun)
+        dev = torch.device("cuda", _env_int("LOCAL_RANK", 0) % torch.cuda.device_count())
     return dev
 
 
@@ -124,7 +136,11 @@ def load_model(
         raise ModelError(f"{root}: weights do not match netdiffusion.json (features or classes)")
     accepted = inspect.signature(DPMSolverMultistepScheduler.__init__).parameters
     kwargs = {k: v for k, v in sched_cfg.items() if k in accepted}
+    # DPM-Solver++ (2nd order) with steps uniform in log-SNR: on the bundled model, 8 steps
+    # match what 30 default-spaced steps give (docs/fidelity-default.md)
     kwargs.update(algorithm_type="dpmsolver++", solver_order=2)
+    if "use_lu_lambdas" in accepted:
+        kwargs["use_lu_lambdas"] = True
     solver = DPMSolverMultistepScheduler(**kwargs)  # not from_config: that imports every scheduler
     net.to(dev).eval()
     return TrafficModel(net, solver, meta, layout, root, dev)
@@ -153,9 +169,7 @@ class TrafficModel:
         self.classes: list[str] = list(meta["classes"])
         props = meta.get("class_proportions", {})
         self.class_proportions: dict[str, float] = {c: float(props.get(c, 0)) for c in self.classes}
-        self.stats = RepairStats(
-            {c: tuple(int(v) for v in m) for c, m in meta["repair_stats"]["ttl_modes"].items()}
-        )
+        self.stats = RepairStats.from_json(meta["repair_stats"])
         hist = np.zeros((len(self.classes), layout.max_packets), np.float64)
         for i, c in enumerate(self.classes):
             row = np.asarray(meta["lengths"].get(c, []), np.float64)[: layout.max_packets]
@@ -167,6 +181,8 @@ class TrafficModel:
         self.default_steps = int(sampling.get("steps", 10))
         self.default_guidance = float(sampling.get("guidance", 1.0))
         self._tables: dict[str, Any] | None = None
+        #: Where this process stands in a multi-process launch (None: found at first use).
+        self.shard: Shard | None = None
 
     def __repr__(self) -> str:
         return (
@@ -259,6 +275,8 @@ class TrafficModel:
         ``(bits [M, 1088] or None, direction [M], iat [M], codes [M, 136])``."""
         import torch
 
+        from netdiffusion.model.denoiser import clean_estimate
+
         dev = self.device
         if self._tables is None:
             self._tables = self.layout.tables(dev)
@@ -273,6 +291,9 @@ class TrafficModel:
         null = self.net.null_class
         solver = self.solver
         use_cfg = guidance != 1.0
+        self_cond = bool(self.net.config.get("self_condition"))
+        prediction = str(solver.config.prediction_type)
+        alpha_bar = solver.alphas_cumprod.to(dev)
         auto = torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else nullcontext()
         parts: dict[str, list[Any]] = {"dir": [], "iat": [], "codes": [], "flows": []}
         i = 0
@@ -298,14 +319,18 @@ class TrafficModel:
                 if use_cfg:
                     lab2 = torch.cat([lab, torch.full_like(lab, null)])
                     ln2, mask2 = torch.cat([ln, ln]), torch.cat([mask, mask])
+                x_self = None  # self-conditioning: the previous step's clean estimate
                 for t in solver.timesteps:
                     with auto:
                         if use_cfg:
-                            out = self.net(torch.cat([x, x]), t, lab2, ln2, mask2).float()
+                            xs2 = None if x_self is None else torch.cat([x_self, x_self])
+                            out = self.net(torch.cat([x, x]), t, lab2, ln2, mask2, xs2).float()
                             cond, unc = out.chunk(2)
                             out = unc + guidance * (cond - unc)
                         else:
-                            out = self.net(x, t, lab, ln, mask).float()
+                            out = self.net(x, t, lab, ln, mask, x_self).float()
+                    if self_cond:
+                        x_self = clean_estimate(out, x, alpha_bar[int(t)], prediction)
                     x = solver.step(out, t, x).prev_sample
                 rows = x[mask]  # flow-major real slots
                 bits, direction, iat = self.layout.to_bits(rows, tables, gen)
@@ -352,10 +377,13 @@ class TrafficModel:
         seed: int,
         batch_size: int,
         start_ns: int,
+        shard: Shard | None = None,
     ) -> Iterator[FlowTensor]:
         s, g = self._check(steps, guidance)
         plan = self.plan(n_flows, classes, seed=seed, start_ns=start_ns)
         for k, (a, b) in enumerate(self._chunks(n_flows, batch_size)):
+            if shard is not None and not shard.owns(k):
+                continue
             labels, lengths = plan.labels[a:b], plan.lengths[a:b]
             codes, direction, iat, _ = self._denoise_chunk(labels, lengths, s, g, seed, k)
             offsets = np.zeros(b - a + 1, np.int64)
@@ -435,6 +463,10 @@ class TrafficModel:
         bottleneck and uses every core). The result does not depend on it. Workers are started
         with "spawn", so a script that calls this with workers needs the usual
         ``if __name__ == "__main__":`` guard.
+
+        Under a multi-process launch (``WORLD_SIZE`` > 1: ``accelerate launch``, ``torchrun``)
+        the chunks are shared out across the processes (:mod:`netdiffusion.model.sharding`):
+        rank 0 yields every chunk, in order, the others yield nothing.
         """
         job = _Job(self.stats, client_net, server_net, seed, mtu)
         for traffic, _gid in self._parts(
@@ -474,7 +506,7 @@ class TrafficModel:
         bounds = self._chunks(n_flows, batch_size)
         limits = self._limits(n_flows, classes, seed, start_ns, bounds)
         pending: list[PcapRecords] = []
-        for k, (_ft, recs) in enumerate(
+        for k, (_ids, recs) in enumerate(
             self._finished(n_flows, classes, steps, guidance, seed, batch_size, start_ns, device,
                            progress, job, workers)
         ):  # fmt: skip
@@ -506,25 +538,35 @@ class TrafficModel:
         progress: bool,
         job: _Job,
         workers: int | None,
-    ) -> Iterator[tuple[FlowTensor, Any]]:
-        """Sampled chunks and their finished form (``_finish_chunk``), in chunk order."""
+    ) -> Iterator[tuple[NDArray[np.int64], Any]]:
+        """Global flow ids and finished form (``_finish_chunk``) of every chunk, in chunk order
+        (on rank 0 of a sharded run: every rank's chunks; on the other ranks: none)."""
         from tqdm import tqdm
 
         if device is not None:
             self.to(device)
+        if self.shard is None:
+            self.shard = current_shard()
+        shard = self.shard
         n_chunks = len(self._chunks(n_flows, batch_size))
+        mine = sum(1 for k in range(n_chunks) if shard.owns(k))
         if workers is None:  # a CPU sampler is the bottleneck and uses every core itself
             w = default_workers() if self.device.type == "cuda" else 0
         else:
             w = int(workers)
         if w < 0:
             raise ModelError(f"workers must be 0 or more, not {w}")
-        w = min(w, n_chunks) if n_chunks > 1 else 0  # one chunk: nothing to overlap
-        items = self._flow_tensors(n_flows, classes, steps, guidance, seed, batch_size, start_ns)
-        with tqdm(total=n_flows, unit="flow", desc="generating", disable=not progress) as bar:
-            for ft, done in _finish_all(items, job, w):
-                bar.update(ft.n_flows)
-                yield ft, done
+        w = min(w, mine) if mine > 1 else 0  # one chunk: nothing to overlap
+        items = self._flow_tensors(
+            n_flows, classes, steps, guidance, seed, batch_size, start_ns, shard
+        )
+        finished = _finish_all(items, job, w, shard.rank, shard.world)
+        own = ((ft.flow_id, done) for ft, done in finished)
+        show = progress and shard.is_main
+        with tqdm(total=n_flows, unit="flow", desc="generating", disable=not show) as bar:
+            for flow_id, done in exchange(own, n_chunks, shard):
+                bar.update(len(flow_id))
+                yield flow_id, done
 
     def _parts(
         self,
@@ -543,11 +585,10 @@ class TrafficModel:
         """Chunks of repaired traffic and the global flow id of each of their flows."""
         pending: tuple[Traffic, NDArray[np.int64]] | None = None
         limits = self._limits(n_flows, classes, seed, start_ns, self._chunks(n_flows, batch_size))
-        for k, (ft, t) in enumerate(
+        for k, (gid, t) in enumerate(
             self._finished(n_flows, classes, steps, guidance, seed, batch_size, start_ns, device,
                            progress, job, workers)
         ):  # fmt: skip
-            gid = ft.flow_id
             if pending is not None:
                 t = Traffic.concat([pending[0], t]).sorted_by_time()
                 gid = np.concatenate([pending[1], gid])
@@ -652,10 +693,11 @@ def _finish_chunk(ft: FlowTensor, k: int, job: _Job) -> Traffic | PcapRecords:
 
 
 def _finish_all(
-    items: Iterator[FlowTensor], job: _Job, workers: int
+    items: Iterator[FlowTensor], job: _Job, workers: int, chunk0: int = 0, stride: int = 1
 ) -> Iterator[tuple[FlowTensor, Traffic | PcapRecords]]:
     """``(chunk, _finish_chunk(chunk))`` in chunk order; sampling runs one chunk ahead in a thread,
-    finishing in ``workers`` spawned processes (0: in this thread).
+    finishing in ``workers`` spawned processes (0: in this thread). The ``j``-th item is chunk
+    number ``chunk0 + j * stride`` of the run (a shard's chunks).
 
     At most ``workers + 2`` chunks are in flight. A worker's exception is raised here as it is;
     a worker that dies is a one-line :class:`ModelError`. The pool is shut down (its processes
@@ -664,8 +706,8 @@ def _finish_all(
     chunks = _prefetch(items)
     if workers <= 0:
         try:
-            for k, ft in enumerate(chunks):
-                yield ft, _finish_chunk(ft, k, job)
+            for j, ft in enumerate(chunks):
+                yield ft, _finish_chunk(ft, chunk0 + j * stride, job)
         finally:
             chunks.close()
         return
@@ -677,8 +719,8 @@ def _finish_all(
         pool.submit(_ready)
     inflight: deque[tuple[FlowTensor, Future[Traffic | PcapRecords]]] = deque()
     try:
-        for k, ft in enumerate(chunks):
-            inflight.append((ft, pool.submit(_finish_chunk, ft, k, job)))
+        for j, ft in enumerate(chunks):
+            inflight.append((ft, pool.submit(_finish_chunk, ft, chunk0 + j * stride, job)))
             while inflight and (len(inflight) > workers + 1 or inflight[0][1].done()):
                 first, fut = inflight.popleft()
                 yield first, _result(fut)

@@ -14,7 +14,7 @@ from netdiffusion.checksum import (
     ipv4_header_checksums,
     verify_checksums,
 )
-from netdiffusion.repair._model import RepairError, RepairReport, RepairStats
+from netdiffusion.repair._model import PORT_SNAP_BITS, RepairError, RepairReport, RepairStats
 from netdiffusion.repair._options import parse_ip_options, parse_tcp_options
 from netdiffusion.repair._segments import Segments, get_be, group_mode, mix, set_be
 
@@ -25,6 +25,7 @@ M32 = 0xFFFFFFFF
 MIN_TTL = 5
 MIN_RTT_NS = 10_000  # SYN -> SYN-ACK gap at least this (10 us)
 TS_TICK_NS = 1_000_000  # TCP timestamp clock: 1 ms
+_FLIP_PASSES = 3  # passes turning redundant pure ACKs into the peer's ACKs
 # TCP flag bits
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 # ICMP types the repair generates, and the highest valid code of each
@@ -370,6 +371,9 @@ def _repair_synthetic(
     cli_val = np.where(dir_in == 0, sport, dport)[had_ports]
     svc = group_mode(seg[had_ports], svc_val, F)
     cli = group_mode(seg[had_ports], cli_val, F)
+    if stats is not None and stats.service_ports:
+        svc, snapped = _snap_ports(svc, f_proto, t, S, stats)
+        _add(report.fixed, "service_port_snapped", int(S.length[snapped].sum()))
     h = mix(seed, fid, np.full(F, 1))
     svc = np.where(svc > 0, svc, 1024 + (h % np.uint64(48000)).astype(np.int64))
     cli = np.where(cli > 0, cli, 49152 + ((h >> np.uint64(20)) % np.uint64(16384)).astype(np.int64))
@@ -391,9 +395,14 @@ def _repair_synthetic(
     is_echo = f_echo[seg]
     is_err = is_icmp & ~is_echo
 
+    # -- unanswered connection attempts: a TCP flow with no responder packet is a SYN and its
+    # retransmissions (Zeek's S0), as real clients retry a silent server -------------------
+    f_attempt = f_tcp & (S.seg_max(dir_in) == 0)
+    attempt = f_attempt[seg]
+
     # -- directions: TCP handshake order, ICMP echo request/reply alternation ---------------
     dirn = dir_in.copy()
-    hs = is_tcp & (pos < 3)
+    hs = is_tcp & (pos < 3) & ~attempt
     dirn[hs] = pos[hs] & 1
     f_has_resp = S.seg_max(dir_in) > 0
     dirn[is_echo] = np.where(f_has_resp[seg[is_echo]], pos[is_echo] & 1, 0)
@@ -438,7 +447,7 @@ def _repair_synthetic(
     mss_val = np.minimum(np.maximum(mss_val, 536), mss_max)
     ws_has = np.stack([opts.has_ws[p0], opts.has_ws[p1] & has1], axis=1)
     ws_val = np.where(ws_has, np.minimum(np.stack([opts.ws[p0], opts.ws[p1]], axis=1), 14), 7)
-    syn_pkt = is_tcp & (pos < 2)
+    syn_pkt = is_tcp & ((pos < 2) | attempt)
     hl_data = 20 + 12 * ts_on.astype(np.int64)
 
     # -- payload lengths: fit the MTU; none on SYNs; ICMP errors quote >= 28 bytes -----------
@@ -447,28 +456,45 @@ def _repair_synthetic(
     plen = np.minimum(plen, max_pay)
     plen[syn_pkt] = 0
     plen[is_err] = np.clip(plen[is_err], ICMP_ERR_MIN, np.minimum(ICMP_ERR_MAX, max_pay[is_err]))
+    # an empty datagram to a templated service (DNS, NTP, ...) is no message: the shortest one
+    empty = np.flatnonzero(is_udp & (plen == 0))
+    if empty.size:
+        least_msg = _udp_message_min(svc[seg[empty]])
+        plen[empty] = np.minimum(least_msg, max_pay[empty])
+        _add(report.fixed, "udp_empty_message", int(np.count_nonzero(least_msg)))
 
     # -- TCP flags: handshake, data ACKs, a FIN per direction at most, RST only last ---------
     fl_in = l4[:, 13].astype(np.int64)
-    rst = is_tcp & S.is_last & (pos >= 3) & ((fl_in & RST) != 0)
+    rst = is_tcp & S.is_last & (pos >= 3) & ((fl_in & RST) != 0) & ~attempt
     plen[rst] = 0
     last_data = [S.last_where(is_tcp & (dirn == d) & (plen > 0)) for d in (0, 1)]
     ld = np.where(dirn == 0, last_data[0][seg], last_data[1][seg])
-    cand = is_tcp & (pos >= 3) & ((fl_in & FIN) != 0) & ~rst & (S.index >= ld)
+    cand = is_tcp & (pos >= 3) & ((fl_in & FIN) != 0) & ~rst & (S.index >= ld) & ~attempt
     earlier = [S.excl_cumsum(cand & (dirn == d)) for d in (0, 1)]
     fin = cand & (np.where(dirn == 0, earlier[0], earlier[1]) == 0)
-    flags = np.where(pos == 0, SYN, np.where(pos == 1, SYN | ACK, ACK))
+    flags = np.where((pos == 0) | attempt, SYN, np.where(pos == 1, SYN | ACK, ACK))
     flags |= np.where((pos >= 2) & ((fl_in & PSH) != 0) & (plen > 0), PSH, 0)
     flags |= np.where(fin, FIN, 0) | np.where(rst, RST, 0)
 
-    # -- drop redundant pure ACKs (nothing new from the peer since this side's last packet) --
+    # -- redundant pure ACKs (nothing new from the peer since this side's last packet): sent by
+    # the other side when that makes them acknowledge something, else dropped ---------------
     syn_f = syn_pkt.astype(np.int64)
     consumed = np.where(is_tcp, plen + syn_f + fin, 0)
-    C = [S.excl_cumsum(np.where(dirn == d, consumed, 0)) for d in (0, 1)]
-    peer_c = np.where(dirn == 0, C[1], C[0])
-    prev_same = np.where(dirn == 0, S.last_before(dirn == 0), S.last_before(dirn == 1))
-    pure = is_tcp & (pos >= 3) & (plen == 0) & ~fin & ~rst
-    dup = pure & (prev_same >= 0) & (peer_c == peer_c[np.maximum(prev_same, 0)])
+    pure = is_tcp & (pos >= 3) & (plen == 0) & ~fin & ~rst & ~attempt
+    dup, C = _redundant_acks(S, dirn, consumed, pure)
+    for _ in range(_FLIP_PASSES):  # a flip can make a later ACK redundant: a few passes
+        if not dup.any():
+            break
+        own_c = np.where(dirn == 0, C[0], C[1])
+        prev_other = np.where(dirn == 0, S.last_before(dirn == 1), S.last_before(dirn == 0))
+        flip = dup & (prev_other >= 0) & (own_c != own_c[np.maximum(prev_other, 0)])
+        if not flip.any():
+            break
+        dirn = np.where(flip, dirn ^ 1, dirn)
+        ip[flip, 12:20] = np.concatenate([ip[flip, 16:20], ip[flip, 12:16]], axis=1)
+        mac[flip] = np.concatenate([mac[flip, 6:12], mac[flip, 0:6]], axis=1)
+        _add(report.fixed, "direction", int(flip.sum()))
+        dup, C = _redundant_acks(S, dirn, consumed, pure)
     if dup.any():
         k = np.flatnonzero(~dup)
         _add(report.fixed, "tcp_dup_ack_dropped", int(dup.sum()))
@@ -480,18 +506,19 @@ def _repair_synthetic(
         opts = type(opts)(*(getattr(opts, f)[k] for f in opts.__dataclass_fields__))
         S = Segments(t.flow[rows])
         seg, pos = S.seg, S.pos
+        attempt = f_attempt[seg]
         syn_f = syn_pkt.astype(np.int64)
         consumed = np.where(is_tcp, plen + syn_f + fin, 0)
         C = [S.excl_cumsum(np.where(dirn == d, consumed, 0)) for d in (0, 1)]
 
     # -- handshake timing: SYN -> SYN-ACK is the RTT, SYN-ACK -> ACK at most half of it ------
     st = S.starts
-    hs2 = np.flatnonzero(f_tcp & (S.length >= 2))
+    hs2 = np.flatnonzero(f_tcp & ~f_attempt & (S.length >= 2))
     g1 = ts[st[hs2] + 1] - ts[st[hs2]]
     shift = np.zeros(F, np.int64)
     shift[hs2] = np.maximum(g1, MIN_RTT_NS) - g1
     ts += np.where(pos >= 1, shift[seg], 0)
-    hs3 = np.flatnonzero(f_tcp & (S.length >= 3))
+    hs3 = np.flatnonzero(f_tcp & ~f_attempt & (S.length >= 3))
     g1 = ts[st[hs3] + 1] - ts[st[hs3]]
     g2 = ts[st[hs3] + 2] - ts[st[hs3] + 1]
     ts[st[hs3] + 2] = ts[st[hs3] + 1] + np.minimum(g2, g1 // 2)
@@ -503,7 +530,8 @@ def _repair_synthetic(
     own_c = np.where(dirn == 0, C[0], C[1])
     seq = (np.where(dirn == 0, isn[0][seg], isn[1][seg]) + own_c) & M32
     ack = (np.where(dirn == 0, isn[1][seg] + C[1], isn[0][seg] + C[0])) & M32
-    ack = np.where(pos == 0, 0, ack)
+    ack = np.where((pos == 0) | attempt, 0, ack)
+    seq = np.where(attempt, isn[0][seg] & M32, seq)  # a retransmitted SYN repeats the ISN
 
     # -- windows: every advertised window exceeds the peer's bytes in flight -----------------
     last_other = np.where(dirn == 0, S.last_before(dirn == 1), S.last_before(dirn == 0))
@@ -526,6 +554,8 @@ def _repair_synthetic(
         syn_pkt, np.maximum(win_in, np.minimum(req_i, 65535)), np.maximum(win_in, win_data)
     )
     win = np.clip(win, 1, 65535)
+    # a retransmitted SYN is the first one again: same window (and options, seq)
+    win = np.where(attempt, win[S.starts][seg], win)
 
     # -- TCP timestamps: TSval on a 1 ms clock per direction, TSecr echoes the peer ----------
     tick = ts // TS_TICK_NS
@@ -769,6 +799,55 @@ def _snap_ttl(ttl: I64, t: Traffic, S: Segments, stats: RepairStats) -> I64:
     m = modes[label]
     best = m[np.arange(len(ttl)), np.argmin(np.abs(m - ttl[:, None]), axis=1)]
     return np.where(best >= 1, best, ttl)
+
+
+def _udp_message_min(svc: I64) -> I64:
+    """The shortest payload a UDP message to each service port can have (0: any)."""
+    try:
+        from netdiffusion.emit.payload import udp_template_min
+    except ImportError:  # no emitter installed: datagrams as generated
+        return np.zeros(len(svc), np.int64)
+    return udp_template_min(svc)
+
+
+def _redundant_acks(S: Segments, dirn: I64, consumed: I64, pure: Mask) -> tuple[Mask, list[I64]]:
+    """Pure ACKs with nothing new from the peer since the same side's previous packet, and
+    each direction's sequence space consumed before every packet (``[C0, C1]``)."""
+    C = [S.excl_cumsum(np.where(dirn == d, consumed, 0)) for d in (0, 1)]
+    peer_c = np.where(dirn == 0, C[1], C[0])
+    prev_same = np.where(dirn == 0, S.last_before(dirn == 0), S.last_before(dirn == 1))
+    return pure & (prev_same >= 0) & (peer_c == peer_c[np.maximum(prev_same, 0)]), C
+
+
+def _snap_ports(
+    svc: I64, f_proto: I64, t: Traffic, S: Segments, stats: RepairStats
+) -> tuple[I64, Mask]:
+    """Each flow's service port snapped to its class's nearest learned port of the same protocol
+    (Hamming distance over the 16 bits, at most ``PORT_SNAP_BITS``; ties to the more frequent);
+    returns the ports and which flows changed."""
+    table = stats.port_table(t.classes)
+    if not table or t.n_flows == 0:
+        return svc, np.zeros(len(svc), np.bool_)
+    width = max(len(v) for v in table.values())
+    n_cls = len(t.classes) + 1
+    cand = np.full((n_cls, 2, width), -1, np.int64)  # [class, TCP/UDP, rank] -> port
+    for c, rows in table.items():
+        for k, p in enumerate((PROTO_TCP, PROTO_UDP)):
+            ports = [port for proto, port, _n in rows if proto == p][:width]
+            cand[c, k, : len(ports)] = ports
+    flows = t.flow[S.starts]
+    label = np.where(flows < t.n_flows, t.flow_label[np.minimum(flows, t.n_flows - 1)], -1)
+    label = np.where(label >= 0, label, n_cls - 1)
+    kind = np.where(f_proto == PROTO_UDP, 1, 0)
+    m = cand[label, kind]  # [F, width], most frequent first
+    x = (m ^ np.maximum(svc, 0)[:, None]).astype(np.uint16)
+    dist = np.unpackbits(x.view(np.uint8).reshape(len(svc), width, 2), axis=2).sum(axis=2)
+    dist = np.where(m >= 0, dist, 99)
+    best = np.argmin(dist, axis=1)  # first minimum: the most frequent of the nearest
+    near = dist[np.arange(len(svc)), best]
+    use = (near <= PORT_SNAP_BITS) & np.isin(f_proto, (PROTO_TCP, PROTO_UDP))
+    out = np.where(use, m[np.arange(len(svc)), best], svc)
+    return out, out != svc
 
 
 def _truncate(buf: NDArray[np.uint8], off: I64, limit: I64) -> tuple[NDArray[np.uint8], I64]:

@@ -1,13 +1,27 @@
 """netdiffusion's Zeek log producer (import name ``netdiffusion_zeek``).
 
-What it will deliver (design brief, later issues):
-
-- Zeek logs from synthetic (or real) traffic: ``conn.log`` in Zeek's own TSV format and in its
-  JSON format, readable by ``zat``, with Zeek's ``conn_state`` and ``history`` semantics;
-- running the real ``zeek`` on the emitted pcap when it is installed, and checks comparing our
-  conn.log with Zeek's own on real traces (every compared column equal).
+Writes Zeek's ``conn.log`` (TSV or JSON lines, readable by ``zat``) from captures or straight
+from :class:`netdiffusion.Traffic` (generated traffic, chunk by chunk), following Zeek's own
+semantics: connection tracking with Zeek's timers, ``conn_state``, ``history``, sizes from TCP
+sequence numbers, missed bytes, bad checksums, local networks and ``service`` from payload
+signatures. With a ``zeek`` binary on PATH the real Zeek can run instead (``--engine zeek``).
 
 Registered with netdiffusion through the entry point ``zeek = netdiffusion_zeek.plugin``.
 """
 
-__all__: list[str] = []
+from ._api import ConnLogWriter, ZeekError, conn_log, run_zeek, write_conn_logs
+from ._conn import DEFAULT_LIKELY_SERVER_PORTS, DEFAULT_LOCAL_NETS, ConnOptions
+from ._log import CONN_FIELDS, CONN_TYPES
+
+__all__ = [
+    "CONN_FIELDS",
+    "CONN_TYPES",
+    "DEFAULT_LIKELY_SERVER_PORTS",
+    "DEFAULT_LOCAL_NETS",
+    "ConnLogWriter",
+    "ConnOptions",
+    "ZeekError",
+    "conn_log",
+    "run_zeek",
+    "write_conn_logs",
+]

@@ -112,6 +112,7 @@ def test_packet_fields_by_hand() -> None:
     assert list(c["tcp_flags"][:3]) == [2, 0x12, 0x10] and math.isnan(c["tcp_flags"][3])
     assert list(c["tcp_window"][:3]) == [65535, 4096, 0] and math.isnan(c["tcp_window"][3])
     assert list(c["service_port"]) == [443, 443, 443, -1]
+    assert list(c["protocol"]) == [6, 6, 6, 1]
     assert list(p.label) == [1, 1, 1, 0]
 
 
@@ -196,6 +197,10 @@ def test_independent_packet_flows(real: Traffic) -> None:
         # bytes is consistent with the sampled packets: mean size * packets
         c2 = base_c.columns
         assert np.allclose(c2["bytes"], c2["mean_size"] * c2["packets"])
+        # port and protocol are drawn per packet: values the class's packets carry
+        pk = packets.of_class(c).columns
+        assert set(c2["service_port"]) <= set(pk["service_port"])
+        assert set(c2["protocol"]) <= set(pk["protocol"])
     # the direction pattern of a flow of iid packets is far from the real one
     j = fd.field_jsd(flows, out, ["direction_pattern", "std_size"])
     assert j["direction_pattern"] > 0.05

@@ -157,6 +157,58 @@ def test_hook_register_commands() -> None:
     assert result.output == "hi you\n"
 
 
+def test_hook_register_sinks(tmp_path: Path) -> None:
+    from netdiffusion.capture import read_capture
+
+    seen: dict[str, Any] = {"chunks": 0, "packets": 0}
+
+    class CountSink:
+        def __init__(self, value: str, **context: Any) -> None:
+            seen["value"], seen["context"] = value, context
+
+        def add(self, traffic: Traffic) -> None:
+            seen["chunks"] += 1
+            seen["packets"] += traffic.n_packets
+
+        def close(self, output: Any) -> str:
+            seen["closed"] = Path(output).is_file()
+            return f"counted {seen['packets']} packets"
+
+    class Plugin:
+        @hookimpl
+        def register_sinks(self, register: Any) -> None:
+            register("count_to", CountSink, metavar="LABEL", help="Count what is generated.")
+            register("after", CountSink, metavar="X", help="Needs a capture.", needs_pcap=True)
+
+    cli = create_cli(load_entrypoints=False)
+    pm = _pm(("counter", Plugin()))
+    reg = load_registries(pm, cli=cli)
+    cli._plugins = LoadedPlugins(pm=pm, registries=reg)
+    entry = reg.sinks["count_to"]
+    assert (entry.plugin, entry.option, entry.metavar) == ("counter", "--count-to", "LABEL")
+    assert reg.by_plugin("counter") == {"sinks": ["count_to", "after"]}
+    runner = CliRunner()
+    help_text = runner.invoke(cli, ["generate", "--help"]).output
+    assert "--count-to LABEL" in help_text and "[plugin: counter]" in help_text
+
+    out = tmp_path / "g.pcap"
+    args = ["generate", "--flows", "8", "--count-to", "hello", "--client-net", "10.9.0.0/16"]
+    result = runner.invoke(cli, [*args, "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    written = read_capture(out)[0].n_packets
+    assert seen["value"] == "hello" and seen["context"]["client_net"] == "10.9.0.0/16"
+    assert seen["chunks"] >= 1 and seen["packets"] == written > 0 and seen["closed"]
+    assert f"counted {written} packets" in result.output
+
+    bad = runner.invoke(
+        cli, ["generate", "--flows", "2", "--after", "x", "-o", str(tmp_path / "a.csv")]
+    )
+    assert bad.exit_code != 0 and "--after needs a pcap or pcapng output" in bad.output
+    assert not (tmp_path / "a.csv").exists()
+    with pytest.raises(PluginError, match="without help"):
+        Registries().sink_callback("p")("s", CountSink, metavar="X", help=" ")
+
+
 # --- manager -------------------------------------------------------------------------------
 
 
@@ -377,13 +429,15 @@ def test_hookspecs_all_register_style() -> None:
             "register_encoders",
             "register_generators",
             "register_repairers",
+            "register_sinks",
         ]
     )
 
 
 def test_registries_by_kind_and_by_plugin() -> None:
     reg = Registries()
-    assert list(reg.by_kind()) == ["encoders", "generators", "repairers", "emitters", "commands"]
+    kinds = ["encoders", "generators", "repairers", "emitters", "sinks", "commands"]
+    assert list(reg.by_kind()) == kinds
     reg.emitter_callback("a")("one", lambda t, p: None, suffix=".x", description="x")
     reg.repairer_callback("a")("fix", lambda t: t)
     reg.emitter_callback("b")("two", lambda t, p: None, suffix=".y", description="y")

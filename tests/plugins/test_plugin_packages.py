@@ -1,10 +1,12 @@
-"""The three plugins shipped with netdiffusion: entry points resolve, load, register no fakes."""
+"""The three plugins shipped with netdiffusion: entry points resolve, load, and register what
+they deliver (through the same hooks as any third-party plugin) and nothing else."""
 
 from __future__ import annotations
 
 import importlib
 import importlib.metadata
 
+import click
 import pytest
 
 from netdiffusion.plugins import ENTRYPOINT_GROUP, get_plugin_manager, load_registries
@@ -13,6 +15,12 @@ SHIPPED = {
     "scapy": "netdiffusion_scapy.plugin",
     "zeek": "netdiffusion_zeek.plugin",
     "tcpreplay": "netdiffusion_tcpreplay.plugin",
+}
+#: What each shipped plugin registers (registry kind -> names); the Scapy one comes later.
+DELIVERS: dict[str, dict[str, list[str]]] = {
+    "scapy": {},
+    "zeek": {"commands": ["zeek"], "sinks": ["zeek", "zeek_json"]},
+    "tcpreplay": {"commands": ["check", "replay"], "sinks": ["replay"]},
 }
 
 
@@ -33,16 +41,16 @@ def test_entry_point_loads(name: str) -> None:
     module = _entry_points()[name].load()
     assert module.__name__ == SHIPPED[name]
     package = importlib.import_module(SHIPPED[name].rpartition(".")[0])
-    assert package.__doc__ and "will deliver" in package.__doc__
-    assert module.__doc__
+    assert package.__doc__ and module.__doc__
 
 
-def test_loaded_by_plugin_manager_without_fake_features() -> None:
+def test_each_plugin_registers_what_it_delivers() -> None:
     pm = get_plugin_manager(load_entrypoints=True)
-    reg = load_registries(pm)
+    reg = load_registries(pm, click.Group("netdiffusion"))
     for name, module in SHIPPED.items():
         assert pm.info[name].module == module
         assert pm.info[name].distribution == "netdiffusion"
-        # Their features come in later issues: nothing registered yet, no hooks implemented.
-        assert reg.by_plugin(name) == {}
-        assert pm.get_hookcallers(pm.get_plugin(name)) == []
+        got = {k: sorted(v) for k, v in reg.by_plugin(name).items() if v}
+        assert got == DELIVERS[name], name
+        hooks = {h.name for h in pm.get_hookcallers(pm.get_plugin(name))}
+        assert hooks == {f"register_{kind}" for kind in DELIVERS[name]}, name

@@ -18,7 +18,11 @@ N_FLOWS = 200  # 5 chunks
 def model(tiny_model_dir: Path):
     from netdiffusion.model import load_model
 
-    return load_model(tiny_model_dir, device="cpu")
+    m = load_model(tiny_model_dir, device="cpu")
+    # flows start 1 ms apart on average: many outlast the next chunk's first start, so packets
+    # cross chunk boundaries and the merge paths run
+    m.flow_gap_ns = 1e6
+    return m
 
 
 def _no_children() -> None:

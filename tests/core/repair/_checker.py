@@ -118,7 +118,24 @@ def _check_flow(t: Traffic, f: int, idx: list[int]) -> list[str]:
     return probs
 
 
+def _check_attempt(t: Traffic, name: str, idx: list[int]) -> list[str]:
+    """An unanswered connection attempt: SYNs of the originator only, all with one ISN, ack 0,
+    no payload, SYN options only."""
+    probs: list[str] = []
+    seqs = set()
+    for k, i in enumerate(idx):
+        hdr = t.l4[i].tobytes()
+        if hdr[13] != 0x02 or _be(hdr[8:12]) or t.payload_len[i]:
+            probs.append(f"{name} pkt {k}: an unanswered attempt has a non-SYN or data")
+        seqs.add(_be(hdr[4:8]))
+    if len(seqs) != 1:
+        probs.append(f"{name}: retransmitted SYNs with different ISNs {sorted(seqs)}")
+    return probs
+
+
 def _check_tcp(t: Traffic, name: str, idx: list[int]) -> list[str]:
+    if all(int(t.direction[i]) == 0 for i in idx) and all(t.l4[i, 13] & 0x02 for i in idx):
+        return _check_attempt(t, name, idx)
     probs: list[str] = []
     nxt: dict[int, int] = {}
     acked: dict[int, int] = {}  # direction -> last ack it sent (of the peer's bytes)

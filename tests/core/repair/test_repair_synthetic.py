@@ -144,3 +144,84 @@ def test_long_one_way_flow_gets_window_scaling() -> None:
     assert check(out) == []
     syn_opts = out.l4[0, 20 : (out.l4[0, 12] >> 4) * 4].tolist()
     assert 3 in syn_opts  # window scale negotiated so the receiver's window covers 270 kB
+
+
+def _one_flow(directions: list[int], plens: list[int], proto: int = 6, port: int = 443) -> Traffic:
+    """One generated flow with the given directions and payload lengths, 1 ms apart."""
+    n = len(directions)
+    t = Traffic.empty(n)
+    t.flow = np.zeros(n, np.int64)
+    t.flow_label = np.zeros(1, np.int32)
+    t.classes = ["a"]
+    t.direction = np.array(directions, np.int8)
+    t.ts_ns = 1_700_000_000 * 10**9 + np.arange(n, dtype=np.int64) * 1_000_000
+    a, b = np.array([10, 0, 0, 1], np.uint8), np.array([198, 18, 0, 1], np.uint8)
+    t.ip[:, 0] = 0x45
+    t.ip[:, 8] = 64
+    t.ip[:, 9] = proto
+    t.ip[:, 12:16] = np.where(t.direction[:, None] == 0, a, b)
+    t.ip[:, 16:20] = np.where(t.direction[:, None] == 0, b, a)
+    ports = np.where(t.direction[:, None] == 0, [0xC3, 0x50, port >> 8, port & 255],
+                     [port >> 8, port & 255, 0xC3, 0x50])  # fmt: skip
+    t.l4[:, 0:4] = ports
+    t.l4[:, 12] = 0x50
+    t.l4[:, 13] = 0x10
+    t.payload_len = np.array(plens, np.int32)
+    return t
+
+
+def test_redundant_ack_is_sent_by_the_peer_when_that_acknowledges_data() -> None:
+    # SYN, SYN-ACK, ACK, client data, then a second client pure ACK: nothing new from the server
+    # since the client's data, but it is exactly the server's ACK of that data
+    t = _one_flow([0, 1, 0, 0, 0], [0, 0, 0, 100, 0])
+    out, report = repair(t, synthetic=True)
+    assert check(out) == []
+    assert out.n_packets == 5 and "tcp_dup_ack_dropped" not in report.fixed
+    assert out.direction.tolist() == [0, 1, 0, 0, 1]
+    # a pure ACK that acknowledges nothing either way is still dropped
+    t = _one_flow([0, 1, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0])
+    out, report = repair(t, synthetic=True)
+    assert check(out) == [] and report.fixed["tcp_dup_ack_dropped"] == 3
+
+
+def test_stats_snap_service_ports_within_a_few_bits() -> None:
+    web, dns = _one_flow([0, 1], [10, 10], 6, 80), _one_flow([0, 1], [30, 30], 17, 53)
+    learned = Traffic.concat([web, web, dns, dns])
+    learned.flow = np.repeat(np.arange(4), 2)
+    learned.flow_label = np.zeros(4, np.int32)
+    stats = RepairStats.learn(learned)
+    assert stats.service_ports == {"a": ((6, 80, 2), (17, 53, 2))}
+    assert RepairStats.from_json(stats.to_json()) == stats
+    for proto, port, want in ((6, 81, 80), (6, 88, 80), (6, 8080, 8080), (17, 49, 53), (6, 53, 53)):
+        out, report = repair(
+            _one_flow([0, 1, 0], [0, 0, 0], proto, port), synthetic=True, stats=stats
+        )
+        sport = int(out.l4[1, 0]) << 8 | int(out.l4[1, 1])
+        assert sport == want, (proto, port)
+        assert ("service_port_snapped" in report.fixed) == (want != port)
+        assert check(out) == []
+
+
+def test_empty_datagram_to_a_templated_service_becomes_the_shortest_message() -> None:
+    from netdiffusion.emit.payload import UDP_TEMPLATE_MIN
+
+    out, report = repair(_one_flow([0, 1, 0], [0, 40, 0], 17, 53), synthetic=True)
+    assert out.payload_len.tolist() == [UDP_TEMPLATE_MIN[53], 40, UDP_TEMPLATE_MIN[53]]
+    assert report.fixed["udp_empty_message"] == 2 and check(out) == []
+    out, _ = repair(_one_flow([0, 1], [0, 5], 17, 40000), synthetic=True)
+    assert out.payload_len.tolist() == [0, 5]  # no template: an empty datagram stays empty
+
+
+def test_flow_without_responder_is_an_unanswered_attempt() -> None:
+    t = _one_flow([0, 0, 0, 0], [0, 30, 0, 7])
+    t.l4[:, 14:16] = [[1, 0], [2, 0], [3, 0], [4, 0]]  # the model's windows vary
+    t.l4[:, 13] = [0x02, 0x18, 0x10, 0x11]
+    out, _ = repair(t, synthetic=True)
+    assert check(out) == [] and out.n_packets == 4
+    assert (out.l4[:, 13] == 0x02).all() and (out.payload_len == 0).all()
+    assert (out.direction == 0).all()
+    assert len({out.l4[i, 4:8].tobytes() for i in range(4)}) == 1  # one ISN, retransmitted
+    assert (out.l4[:, 8:12] == 0).all() and len({out.l4[i, 14:16].tobytes() for i in range(4)}) == 1
+    # with one responder packet anywhere, it is a handshake again
+    out, _ = repair(_one_flow([0, 0, 0, 1], [0, 30, 0, 7]), synthetic=True)
+    assert out.l4[:3, 13].tolist() == [0x02, 0x12, 0x10] and check(out) == []
