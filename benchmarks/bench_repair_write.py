@@ -19,10 +19,7 @@ import argparse
 import os
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 import numpy as np
 
@@ -36,20 +33,11 @@ from netdiffusion.inputs import expand_captures, read_captures
 from netdiffusion.repair import repair
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import best_of  # benchmarks/_timing.py (scripts run from this folder)
 from bench_repair import synthetic
 
-T = TypeVar("T")
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 REAL_SETS = (("iot-sentinel", "iot-sentinel/captures"), ("ndpi", "ndpi/pcap"))
-
-
-def _best(fn: Callable[[], T], repeat: int) -> tuple[float, T]:
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out  # type: ignore[return-value]
 
 
 def _line(name: str, n: int, secs: float, nbytes: int | None = None) -> None:
@@ -64,20 +52,20 @@ def _stages(traffic: Traffic, synth: bool, out: Path, repeat: int, mtu: int | No
         repaired, _ = repair(traffic, synthetic=synth)
         return write_pcap(repaired, out, mtu=mtu).bytes
 
-    secs, nbytes = _best(rw, repeat)
+    secs, nbytes = best_of(rw, repeat)
     _line("repair + write_pcap", n, secs, nbytes)
-    secs, (repaired, _) = _best(lambda: repair(traffic, synthetic=synth), repeat)
+    secs, (repaired, _) = best_of(lambda: repair(traffic, synthetic=synth), repeat)
     _line(f"repair(synthetic={synth})", n, secs)
-    secs, rep = _best(lambda: write_pcap(repaired, out, mtu=mtu), repeat)
+    secs, rep = best_of(lambda: write_pcap(repaired, out, mtu=mtu), repeat)
     _line("write_pcap", repaired.n_packets, secs, rep.bytes)
-    secs, body = _best(lambda: _Builder(repaired, "pcap", False).records(), repeat)
+    secs, body = best_of(lambda: _Builder(repaired, "pcap", False).records(), repeat)
     _line("  records in memory", repaired.n_packets, secs, len(body))
-    secs, _ = _best(lambda: fill_checksums(repaired), repeat)
+    secs, _ = best_of(lambda: fill_checksums(repaired), repeat)
     _line("fill_checksums", repaired.n_packets, secs)
     if synth:
         m = repaired.n_packets
         short = repaired.with_payload(np.zeros(0, np.uint8), np.zeros(m + 1, np.int64))
-        secs, _ = _best(lambda: fill_payloads(short), repeat)
+        secs, _ = best_of(lambda: fill_payloads(short), repeat)
         _line("fill_payloads", repaired.n_packets, secs)
 
 

@@ -17,21 +17,14 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from _timing import best_of  # benchmarks/_timing.py (scripts run from this folder)
+
 from netdiffusion import Traffic
 from netdiffusion._traffic import _PACKET_COLUMNS
 from netdiffusion.checksum import fill_checksums
 from netdiffusion.emit import PcapWriter, assign_addresses, fill_payloads, write_pcap, write_pcapng
 from netdiffusion.emit._synth import random_traffic
 from netdiffusion.emit.pcap import _Builder
-
-
-def _best(fn, repeat: int = 3) -> tuple[float, object]:
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
 
 
 def _rows(t: Traffic, lo: int, hi: int) -> Traffic:
@@ -51,7 +44,7 @@ def main() -> None:
     raw = assign_addresses(random_traffic(args.packets, seed=0), seed=0)
     print(f"built {raw.n_packets} packets in {time.perf_counter() - t0:.1f} s")
     n = raw.n_packets
-    secs, filled = _best(lambda: fill_payloads(raw))
+    secs, filled = best_of(lambda: fill_payloads(raw))
     payload_mb = int(filled.payload_len.sum()) / 1e6
     print(f"fill_payloads      {n / secs:12,.0f} packets/s  {payload_mb / secs:8.1f} MB/s payload")
     traffic = fill_checksums(filled)
@@ -62,7 +55,7 @@ def main() -> None:
             ("write_pcap ns", lambda: write_pcap(traffic, out / "b.pcap", nanosecond=True)),
             ("write_pcapng", lambda: write_pcapng(traffic, out / "c.pcapng")),
         ):
-            secs, report = _best(fn)
+            secs, report = best_of(fn)
             mb = report.bytes / 1e6
             print(f"{name:18} {n / secs:12,.0f} packets/s  {mb / secs:8.1f} MB/s  ({mb:.0f} MB)")
 
@@ -74,16 +67,16 @@ def main() -> None:
                     w.write(chunk)
             return w.report
 
-        secs, report = _best(stream)
+        secs, report = best_of(stream)
         mb = report.bytes / 1e6
         print(f"{'PcapWriter':18} {n / secs:12,.0f} packets/s  {mb / secs:8.1f} MB/s")
         for fmt in ("pcap", "pcapng"):
-            secs, body = _best(lambda fmt=fmt: _Builder(traffic, fmt, False).records())
+            secs, body = best_of(lambda fmt=fmt: _Builder(traffic, fmt, False).records())
             mb = len(body) / 1e6
             print(f"{fmt + ' in memory':18} {n / secs:12,.0f} packets/s  {mb / secs:8.1f} MB/s")
-        secs, _ = _best(lambda: fill_checksums(filled))
+        secs, _ = best_of(lambda: fill_checksums(filled))
         print(f"{'fill_checksums':18} {n / secs:12,.0f} packets/s")
-        secs, _ = _best(lambda: write_pcap(fill_checksums(fill_payloads(raw)), out / "e.pcap"), 1)
+        secs, _ = best_of(lambda: write_pcap(fill_checksums(fill_payloads(raw)), out / "e.pcap"), 1)
         print(f"{'fill+csum+write':18} {n / secs:12,.0f} packets/s")
 
 

@@ -19,10 +19,10 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+from _timing import best_of  # benchmarks/_timing.py (scripts run from this folder)
 
 from netdiffusion._traffic import Traffic
 from netdiffusion.capture import read_captures
@@ -31,15 +31,6 @@ from netdiffusion_zeek._conn import connections
 from netdiffusion_zeek._packets import packet_table
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "iot-sentinel" / "captures"
-
-
-def _best(fn, repeat: int) -> tuple[float, object]:
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
 
 
 def main() -> None:
@@ -68,8 +59,8 @@ def main() -> None:
         f"{len(os.sched_getaffinity(0))} core(s)"
     )
     opts = ConnOptions()
-    t_pk, pk = _best(lambda: packet_table(traffic), args.repeat)
-    t_conn, conns = _best(lambda: connections(pk, opts), args.repeat)
+    t_pk, pk = best_of(lambda: packet_table(traffic), args.repeat)
+    t_conn, conns = best_of(lambda: connections(pk, opts), args.repeat)
     k = len(conns["ts"])
 
     def whole() -> None:
@@ -78,7 +69,7 @@ def main() -> None:
             writer.add(traffic)
             writer.close()
 
-    t_all, _ = _best(whole, args.repeat)
+    t_all, _ = best_of(whole, args.repeat)
     states = dict(zip(*np.unique(conns["conn_state"].astype(str), return_counts=True), strict=True))
     print(f"connections {k}: " + ", ".join(f"{s} {c}" for s, c in sorted(states.items())))
     for name, sec in (

@@ -418,6 +418,8 @@ def _repair_synthetic(
     flipped = dirn != dir_in
     mac[flipped] = np.concatenate([mac[flipped, 6:12], mac[flipped, 0:6]], axis=1)
     _add(report.fixed, "direction", int(flipped.sum()))
+    cli, reused = _distinct_client_ports(cli, svc, f_proto, orig, resp)
+    _add(report.fixed, "client_port_reused", int(S.length[reused].sum()))
 
     # -- IPv4 header length: keep well-formed options only -----------------------------------
     ihl_in = (ip[:, 0] & 0x0F).astype(np.int64)
@@ -661,6 +663,37 @@ def _repair_synthetic(
     _add(report.fixed, "timestamp", int((out.ts_ns != t.ts_ns[rows]).sum()))
     report.packets_out = out.n_packets
     return out, report
+
+
+def _distinct_client_ports(
+    cli: I64, svc: I64, f_proto: I64, orig: NDArray[np.uint8], resp: NDArray[np.uint8]
+) -> tuple[I64, Mask]:
+    """Distinct ephemeral client ports for the flows between the same two hosts to the same
+    service (a real stack hands them out in turn; tshark flags a reused TCP 4-tuple and Zeek
+    would merge such UDP flows): in each such group, the first flow's port, then the next ones.
+    Returns the ports and which flows changed."""
+    ported = (f_proto == PROTO_TCP) | (f_proto == PROTO_UDP)
+    idx = np.flatnonzero(ported & (cli >= 49152) & (cli != svc))
+    if len(idx) < 2:
+        return cli, np.zeros(len(cli), np.bool_)
+    from netdiffusion.emit.payload import ephemeral_ports
+
+    w = np.array([1 << 24, 1 << 16, 1 << 8, 1], np.int64)
+    a, b = orig.astype(np.int64) @ w, resp.astype(np.int64) @ w
+    order = idx[np.lexsort((idx, svc[idx], f_proto[idx], b[idx], a[idx]))]
+    key = np.stack([a[order], b[order], f_proto[order], svc[order]], axis=1)
+    head = np.ones(len(order), np.bool_)
+    head[1:] = (key[1:] != key[:-1]).any(axis=1)
+    gid = np.cumsum(head) - 1
+    start = np.flatnonzero(head)
+    rank = np.arange(len(order)) - start[gid]
+    multi = np.bincount(gid)[gid] > 1
+    out = cli.copy()
+    rows = order[multi]
+    out[rows] = ephemeral_ports(cli[order[start]][gid][multi] + rank[multi])
+    clash = rows[out[rows] == svc[rows]]
+    out[clash] = ephemeral_ports(out[clash] + 16383)  # the one before, never the next flow's
+    return out, out != cli
 
 
 def _port_policy(f_proto: I64, svc: I64, cli: I64, least: I64) -> tuple[I64, I64, Mask]:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from ._packets import HEAD, SIG, PacketTable, head_signatures
+from ._packets import HEAD, SIG, PacketTable, _in_nets, head_signatures
 from ._segments import Segs, signed32
 
 __all__ = ["DEFAULT_LIKELY_SERVER_PORTS", "DEFAULT_LOCAL_NETS", "ConnOptions", "connections"]
@@ -695,14 +695,6 @@ def _services(view: _View, out: dict[str, NDArray]) -> NDArray[np.object_]:
     for mask, name in rules:
         svc[mask & (svc == None)] = name  # noqa: E711
     return svc
-
-
-def _in_nets(addr: NDArray[np.int64], nets: list[tuple[int, int]]) -> NDArray[np.bool_]:
-    out = np.zeros(len(addr), np.bool_)
-    for net, plen in nets:
-        mask = ((1 << 32) - 1) ^ ((1 << (32 - plen)) - 1)
-        out |= (addr & mask) == (net & mask)
-    return out
 
 
 def connections(pk: PacketTable, opts: ConnOptions) -> dict[str, NDArray]:

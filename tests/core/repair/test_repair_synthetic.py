@@ -225,3 +225,18 @@ def test_flow_without_responder_is_an_unanswered_attempt() -> None:
     # with one responder packet anywhere, it is a handshake again
     out, _ = repair(_one_flow([0, 0, 0, 1], [0, 30, 0, 7]), synthetic=True)
     assert out.l4[:3, 13].tolist() == [0x02, 0x12, 0x10] and check(out) == []
+
+
+def test_flows_between_the_same_hosts_get_distinct_client_ports() -> None:
+    flows = [_one_flow([0, 1, 0], [0, 0, 0]) for _ in range(40)]  # one client port for all
+    t = Traffic.concat(flows)
+    t.flow = np.repeat(np.arange(40), 3)
+    t.flow_label = np.zeros(40, np.int32)
+    t.ts_ns = t.ts_ns + t.flow * 10**9
+    out, report = repair(t, synthetic=True)
+    assert check(out) == []
+    syn = out.l4[:, 13] == 0x02
+    client_port = (out.l4[syn, 0].astype(int) << 8) | out.l4[syn, 1]
+    assert len(client_port) == 40 and len(set(client_port.tolist())) == 40
+    assert client_port.min() >= 49152
+    assert report.fixed["client_port_reused"] == 39 * 3
