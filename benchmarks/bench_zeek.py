@@ -6,7 +6,7 @@ over all their packets: the engine's packet columns and payload signatures
 whole path to a written TSV conn.log (:class:`ConnLogWriter` add + close, uids and formatting
 included). Prints packets/s and connections/s. Pin it to one core for the one-core figure:
 
-    taskset -c 0 python benchmarks/bench_zeek.py [--repeat 3] [--copies 4]
+    taskset -c 1 python benchmarks/bench_zeek.py [--repeat 3] [--copies 4]
 
 ``--copies`` repeats the traffic with shifted times (more packets, same mix). With
 ``--generated N``, N flows are also generated with the bundled model (CPU is fine for a few

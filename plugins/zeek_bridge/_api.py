@@ -16,8 +16,8 @@ import numpy as np
 from netdiffusion._traffic import Traffic
 from netdiffusion.capture import ReadReport, iter_captures
 
-from ._conn import ConnOptions, connections, parse_nets
-from ._log import conn_columns, make_uids, write_conn_log
+from ._conn import ConnOptions, connections, parse_nets, timed_out_connections
+from ._log import conn_columns, make_uid_bytes, write_conn_log, write_conn_tsv
 from ._packets import PacketTable, packet_table
 
 if TYPE_CHECKING:
@@ -83,28 +83,16 @@ class ConnLogWriter:
         if pk.n == 0:
             return pk
         if final:
-            done = np.ones(pk.n, np.bool_)
+            conns, rest = connections(pk, self.options), PacketTable.empty()
         else:
             horizon = int(pk.ts.max())
             if horizon - int(pk.ts.min()) < min(_TIMEOUT_NS.values()):
                 return pk  # nothing can have timed out yet
-            a = (pk.src << 16) | pk.sport
-            b = (pk.dst << 16) | pk.dport
-            lo, hi = np.minimum(a, b), np.maximum(a, b)
-            order = np.lexsort((hi, lo, pk.proto))
-            p, lo, hi = pk.proto[order], lo[order], hi[order]
-            new = np.r_[True, (p[1:] != p[:-1]) | (lo[1:] != lo[:-1]) | (hi[1:] != hi[:-1])]
-            starts = np.flatnonzero(new)
-            last = np.maximum.reduceat(pk.ts[order], starts)
-            timeout = np.array([_TIMEOUT_NS.get(x, 60 * 10**9) for x in range(256)])[p[starts]]
-            finished = np.repeat(last + timeout <= horizon, np.diff(np.r_[starts, pk.n]))
-            done = np.zeros(pk.n, np.bool_)
-            done[order] = finished
-        if done.any():
-            conns = connections(pk.take(np.flatnonzero(done)), self.options)
-            if conns:
-                self._done.append(conns)
-        return pk.take(np.flatnonzero(~done))
+            conns, used = timed_out_connections(pk, self.options, horizon)
+            rest = pk if not used.any() else pk.take(np.flatnonzero(~used))
+        if conns:
+            self._done.append(conns)
+        return rest
 
     def connections(self) -> dict[str, np.ndarray]:
         """Every connection so far (open ones included), by start time, with uids."""
@@ -121,9 +109,12 @@ class ConnLogWriter:
     def columns(self) -> dict[str, list[object]]:
         """conn.log columns of Python values keyed by field (None: unset), by start time."""
         conns = self.connections()
-        k = len(conns.get("ts", ()))
-        uids = make_uids(k, np.random.default_rng(self._rng.integers(2**63)))
-        return conn_columns(conns, uids)
+        uids = self._uids(len(conns.get("ts", ())))
+        return conn_columns(conns, uids.view("S18").ravel().astype("U18").tolist())
+
+    def _uids(self, k: int) -> np.ndarray:
+        """The [k, 18] uid bytes of the next ``k`` connections (one draw of the writer's seed)."""
+        return make_uid_bytes(k, np.random.default_rng(self._rng.integers(2**63)))
 
     def rows(self) -> list[dict[str, object]]:
         """Rows as Python values keyed by conn.log field (None: unset)."""
@@ -133,12 +124,14 @@ class ConnLogWriter:
     def close(self) -> Path:
         """Finish every connection and write ``conn.log`` (TSV or JSON) atomically."""
         self._pending = self._flush(self._pending, final=True)
-        cols = self.columns()
         self.closed = True
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        return write_conn_log(
-            cols, self.out_dir / "conn.log", as_json=self.json, opened=self._opened
-        )
+        path = self.out_dir / "conn.log"
+        if self.json:
+            return write_conn_log(self.columns(), path, as_json=True, opened=self._opened)
+        conns = self.connections()
+        uids = self._uids(len(conns.get("ts", ())))
+        return write_conn_tsv(conns, uids, path, opened=self._opened)
 
     def __enter__(self) -> ConnLogWriter:
         return self

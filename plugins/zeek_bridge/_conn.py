@@ -27,9 +27,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._packets import HEAD, SIG, PacketTable, _in_nets, head_signatures
-from ._segments import Segs, signed32
+from ._segments import Segs, one_of, signed32
 
-__all__ = ["DEFAULT_LIKELY_SERVER_PORTS", "DEFAULT_LOCAL_NETS", "ConnOptions", "connections"]
+__all__ = [
+    "DEFAULT_LIKELY_SERVER_PORTS",
+    "DEFAULT_LOCAL_NETS",
+    "ConnOptions",
+    "connections",
+    "timed_out_connections",
+]
 
 _S = 1_000_000_000
 _TCP, _UDP, _ICMP = 6, 17, 1
@@ -121,12 +127,20 @@ class ConnOptions:
 # -- tracking ----------------------------------------------------------------------------------
 
 
-def _tuples(pk: PacketTable) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
-    """Packet order grouped by connection key (time order inside), and key-start flags."""
+def _tuples(
+    pk: PacketTable, horizon: int | None = None
+) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
+    """Packet order grouped by connection key (time order inside), and connection-start flags.
+
+    With ``horizon`` (ns), only the keys that timed out by then: whose last packet is at least
+    the protocol's inactivity timeout before it.
+    """
     a = (pk.src << 16) | pk.sport
     b = (pk.dst << 16) | pk.dport
     lo, hi = np.minimum(a, b), np.maximum(a, b)
-    order = np.lexsort((np.arange(pk.n), hi, lo, pk.proto))
+    # By protocol, low endpoint, high endpoint (endpoints are 48 bits: protocol and low endpoint
+    # share one key); lexsort is stable, so time order stays inside a key.
+    order = np.lexsort((hi, (pk.proto.astype(np.int64) << 48) | lo))
     p, lo_s, hi_s = pk.proto[order], lo[order], hi[order]
     start = np.ones(pk.n, np.bool_)
     start[1:] = (p[1:] != p[:-1]) | (lo_s[1:] != lo_s[:-1]) | (hi_s[1:] != hi_s[:-1])
@@ -134,7 +148,20 @@ def _tuples(pk: PacketTable) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
     limit = np.array([_TIMEOUT.get(int(x), 60 * _S) for x in range(256)], np.int64)[p]
     gap = np.zeros(pk.n, np.bool_)
     gap[1:] = (ts[1:] - ts[:-1]) >= limit[1:]
-    return order, start | gap
+    if horizon is None:
+        return order, start | gap
+    st = np.flatnonzero(start)
+    done = np.maximum.reduceat(ts, st) + limit[st] <= horizon
+    rows = np.repeat(done, np.diff(np.append(st, pk.n)))
+    return order[rows], (start | gap)[rows]
+
+
+def _port_table(opts: ConnOptions, proto: str) -> NDArray[np.bool_]:
+    """Whether each 16-bit port is a likely server port of ``proto``."""
+    table = np.zeros(1 << 16, np.bool_)
+    ports = opts.server_ports(proto)
+    table[ports[(ports >= 0) & (ports < 1 << 16)]] = True
+    return table
 
 
 def _flip(pk: PacketTable, first: NDArray[np.int64], opts: ConnOptions) -> NDArray[np.bool_]:
@@ -142,12 +169,12 @@ def _flip(pk: PacketTable, first: NDArray[np.int64], opts: ConnOptions) -> NDArr
     proto, sp, dp, fl = pk.proto[first], pk.sport[first], pk.dport[first], pk.flags[first]
     dst = pk.dst[first]
     group = (dst == 0xFFFFFFFF) | ((dst >> 28) == 0xE)  # broadcast / multicast responder
-    tcp_ports, udp_ports = opts.server_ports("tcp"), opts.server_ports("udp")
+    tcp_ports, udp_ports = _port_table(opts, "tcp"), _port_table(opts, "udp")
     syn = (fl & _SYN) != 0
     partial = ~syn | ((fl & _ACK) != 0)
-    s_t, d_t = np.isin(sp, tcp_ports), np.isin(dp, tcp_ports)
+    s_t, d_t = tcp_ports[sp & 0xFFFF], tcp_ports[dp & 0xFFFF]  # ports and ICMP types: 16 bits
     tcp = partial & s_t & (~d_t | (~syn & (sp < dp)))
-    udp = np.isin(sp, udp_ports) & ~np.isin(dp, udp_ports)
+    udp = udp_ports[sp & 0xFFFF] & ~udp_ports[dp & 0xFFFF]
     return np.where(proto == _TCP, tcp, np.where(proto == _UDP, udp, False)) & ~group
 
 
@@ -160,6 +187,7 @@ class _View:
     seg: Segs
     flipped: NDArray[np.bool_]
     is_orig: NDArray[np.bool_]
+    _cols: dict[str, NDArray] = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(cls, pk: PacketTable, idx: NDArray[np.int64], starts: NDArray[np.int64], opts):
@@ -175,7 +203,11 @@ class _View:
         return cls(pk, idx, seg, flipped, src_ep == orig_ep[seg.id])
 
     def col(self, name: str) -> NDArray:
-        return getattr(self.pk, name)[self.idx]
+        """Packet column ``name`` in the view's row order (gathered once)."""
+        got = self._cols.get(name)
+        if got is None:
+            got = self._cols[name] = getattr(self.pk, name)[self.idx]
+        return got
 
 
 @dataclass
@@ -248,9 +280,9 @@ class _Tcp:
         reset_r = (self.frR < n) & ~both_fin
         # A FIN after the peer's FIN+RST turns the peer back to CLOSED (normal termination).
         revert_o = reset_o & (self.foF < self.foR) & (self.frF > self.foR) & (self.frF < self.frR)
-        revert_o &= np.isin(pre_r, (ESTABLISHED, PARTIAL))
+        revert_o &= one_of(pre_r, (ESTABLISHED, PARTIAL))
         revert_r = reset_r & (self.frF < self.frR) & (self.foF > self.frR) & (self.foF < self.foR)
-        revert_r &= np.isin(pre_o, (ESTABLISHED, PARTIAL))
+        revert_r &= one_of(pre_o, (ESTABLISHED, PARTIAL))
         reset_o &= ~revert_o
         reset_r &= ~revert_r
         self.state_o = np.where(reset_o, RESET, np.where(self.foF < n, CLOSED, pre_o))
@@ -384,20 +416,24 @@ class _History:
         self.key.append(row * 8 + sub)
         self.char.append(np.broadcast_to(np.asarray(char, np.uint8), conn.shape).copy())
 
-    def strings(self, k: int) -> list[str | None]:
-        if not self.conn:
-            return [None] * k
+    def strings(self, k: int) -> NDArray[np.object_]:
+        """Each connection's letters in order as a str (None: no letter)."""
+        out = np.full(k, None, object)
+        if not self.conn or k == 0:
+            return out
         conn = np.concatenate(self.conn)
         key = np.concatenate(self.key)
         char = np.concatenate(self.char)
         order = np.lexsort((key, conn))
-        text = char[order].tobytes().decode("ascii")
+        conn, char = conn[order], char[order]
         counts = np.bincount(conn, minlength=k)
-        ends = np.cumsum(counts)
-        return [
-            text[e - c : e] if c else None
-            for e, c in zip(ends.tolist(), counts.tolist(), strict=True)
-        ]
+        width = max(int(counts.max()), 1)
+        letters = np.zeros((k, width), np.uint8)
+        letters[conn, np.arange(len(conn)) - (np.cumsum(counts) - counts)[conn]] = char
+        text = letters.view(f"S{width}").ravel().astype(f"U{width}").astype(object)
+        has = counts > 0
+        out[has] = text[has]
+        return out
 
 
 def _case(letter: str, orig: NDArray[np.bool_]) -> NDArray[np.uint8]:
@@ -409,20 +445,25 @@ def _scaled(
 ) -> None:
     """Zeek's logarithmic history letters: the 1st, 10th, 100th, ... event per direction."""
     for side in (True, False):
-        m = mask & (orig == side)
-        r = s.rank(m)
-        hit = m & np.isin(r, (1, 10, 100, 1000, 10000, 100000, 1000000))
-        rows = np.flatnonzero(hit)
-        h.add(s.id[rows], rows, sub, ord(letter.upper() if side else letter.lower()))
+        rows = np.flatnonzero(mask & (orig == side))
+        conn = s.id[rows]
+        at = np.arange(len(rows))
+        new = np.ones(len(rows), np.bool_)
+        new[1:] = conn[1:] != conn[:-1]
+        rank = at - np.maximum.accumulate(np.where(new, at, 0)) + 1  # 1-based, per connection
+        hit = one_of(rank, (1, 10, 100, 1000, 10000, 100000, 1000000))
+        h.add(conn[hit], rows[hit], sub, ord(letter.upper() if side else letter.lower()))
 
 
 def _once(
     h: _History, s: Segs, mask: NDArray[np.bool_], orig: NDArray[np.bool_], letter: str
 ) -> None:
     for side in (True, False):
-        first = s.first(mask & (orig == side))
-        ok = first < s.n
-        h.add(np.flatnonzero(ok), first[ok], 0, ord(letter.upper() if side else letter.lower()))
+        rows = np.flatnonzero(mask & (orig == side))
+        conn = s.id[rows]
+        first = np.ones(len(rows), np.bool_)
+        first[1:] = conn[1:] != conn[:-1]
+        h.add(conn[first], rows[first], 0, ord(letter.upper() if side else letter.lower()))
 
 
 def _tcp_results(view: _View, h: _History, out: dict[str, NDArray]) -> None:
@@ -496,7 +537,12 @@ def _tcp_results(view: _View, h: _History, out: dict[str, NDArray]) -> None:
     d_end = d_start + p_plen
     data_end = es.max(np.where(data, d_end, 1), 1)
     top = np.maximum(top_ack, data_end)
-    order = np.lexsort((d_start, es.id))
+    lo_ds = int(d_start.min()) if n else 0
+    span = int(d_start.max()) - lo_ds + 1 if n else 1
+    if span * (es.k + 1) < 1 << 62:  # one key; nearly sorted already, so a stable sort is fast
+        order = np.argsort(es.id * span + (d_start - lo_ds), kind="stable")
+    else:
+        order = np.lexsort((d_start, es.id))
     dm = data[order]
     ds, de, gid = d_start[order], d_end[order], es.id[order]
     run = es.cummax(np.where(dm, de, 1), floor=1)  # in the (id, start) order: ids equal es.id
@@ -535,10 +581,11 @@ def _tcp_results(view: _View, h: _History, out: dict[str, NDArray]) -> None:
     _once(h, s, val & (bits == 0) & (plen == 0) & A, o, "A")
     for flag, key in ((S, seq), (F, (seq + plen) & 0xFFFFFFFF), (R, seq)):
         for side_o in (True, False):
-            m = single & flag & (o == side_o)
-            prev_row = s.prev_in_group(m)
-            emit = m & ((prev_row < 0) | (key != key[np.maximum(prev_row, 0)]))
-            rows = np.flatnonzero(emit)
+            rows = np.flatnonzero(single & flag & (o == side_o))
+            # Emitted unless the previous such packet of the connection had the same key.
+            emit = np.ones(len(rows), np.bool_)
+            emit[1:] = (sid[rows[1:]] != sid[rows[:-1]]) | (key[rows[1:]] != key[rows[:-1]])
+            rows = rows[emit]
             if flag is S:
                 letters = np.where(A[rows], ord("H"), ord("S"))
             else:
@@ -576,18 +623,18 @@ def _tcp_results(view: _View, h: _History, out: dict[str, NDArray]) -> None:
         h.add(conn_of[has], first_rows[has], 3, np.where(gap_side == 0, ord("G"), ord("g")))
 
 
-def _conn_state(proto, so, sr, ob, rb, hist: list[str | None]) -> NDArray[np.object_]:
+def _conn_state(proto, so, sr, ob, rb, hist: NDArray[np.object_]) -> NDArray[np.object_]:
     """Zeek's conn_state from endpoint states (TCP) or activity (UDP)."""
     k = len(proto)
     state = np.full(k, "OTH", object)
     tcp = proto == _TCP
-    o_in = np.isin(so, (INACTIVE, PARTIAL))
-    r_in = np.isin(sr, (INACTIVE, PARTIAL))
+    o_in = one_of(so, (INACTIVE, PARTIAL))
+    r_in = one_of(sr, (INACTIVE, PARTIAL))
     rules = [
         (
             tcp
             & (sr == RESET)
-            & (np.isin(so, (SYN_SENT, SYN_ACK_SENT)) | ((so == RESET) & (ob == 0) & (rb == 0))),
+            & (one_of(so, (SYN_SENT, SYN_ACK_SENT)) | ((so == RESET) & (ob == 0) & (rb == 0))),
             "REJ",
         ),
         (tcp & (sr == RESET) & o_in, "RSTRH"),
@@ -621,27 +668,29 @@ def _conn_state(proto, so, sr, ob, rb, hist: list[str | None]) -> NDArray[np.obj
 def _stream_heads(view: _View, mask: NDArray[np.bool_]) -> tuple[NDArray, NDArray, NDArray]:
     """First HEAD bytes of each connection's byte stream over the ``mask`` packets (time order)."""
     s = view.seg
-    head, held, plen = view.col("head"), view.col("held"), view.col("plen")
     out = np.zeros((s.k, HEAD), np.uint8)
     rows = np.flatnonzero(mask)
-    got = np.zeros(s.k, np.int64)
-    size = s.sum(np.where(mask, plen, 0))
     if len(rows) == 0:
-        return out, got, size
+        return out, np.zeros(s.k, np.int64), np.zeros(s.k, np.int64)
+    pk_rows = view.idx[rows]
     conn = s.id[rows]
-    h = held[rows]
+    h = view.pk.held[pk_rows]
+    # Sums per connection (float sums are exact far beyond any capture's byte count).
+    size = np.bincount(conn, view.pk.plen[pk_rows], minlength=s.k).astype(np.int64)
+    got = np.bincount(conn, h, minlength=s.k).astype(np.int64)
     csum = np.cumsum(h)
     grp_start = np.r_[True, conn[1:] != conn[:-1]]
     base = np.repeat(
         csum[grp_start] - h[grp_start], np.diff(np.r_[np.flatnonzero(grp_start), len(rows)])
     )
     before = csum - h - base
+    early = np.flatnonzero(before < HEAD)  # only a stream's first bytes are kept
+    conn, h, before, pk_rows = conn[early], h[early], before[early], pk_rows[early]
     j = np.arange(HEAD)
     at = before[:, None] + j[None, :]
     ok = (j[None, :] < h[:, None]) & (at < HEAD)
     r_i, c_i = np.nonzero(ok)
-    out[conn[r_i], at[r_i, c_i]] = head[rows[r_i], c_i]
-    np.add.at(got, conn, h)
+    out[conn[r_i], at[r_i, c_i]] = view.pk.head[pk_rows[r_i], c_i]
     return out, np.minimum(got, HEAD), size
 
 
@@ -656,12 +705,17 @@ def _services(view: _View, out: dict[str, NDArray]) -> NDArray[np.object_]:
     for side in (o, ~o):
         first_sig = s.at(s.first(data & side), sig, 0)  # UDP: the first datagram alone
         h, got, size = _stream_heads(view, data & side & (proto == _TCP))
-        stream = head_signatures(h, got, size, is_tcp, np.zeros(s.k, np.bool_))
+        stream = np.zeros(s.k, np.int64)
+        some = np.flatnonzero(is_tcp & (got > 0))  # no stream bytes: no signature
+        stream[some] = head_signatures(
+            h[some], got[some], size[some], is_tcp[some], np.zeros(len(some), np.bool_)
+        )
         sigs.append(np.where(is_tcp, stream, first_sig))
     osig, rsig = sigs
     anys = np.zeros(s.k, np.int64)
-    np.bitwise_or.at(anys, s.id[o & val], sig[o & val] & SIG["auth_tls"])
-    np.bitwise_or.at(anys, s.id[~o & val], sig[~o & val] & SIG["r234"])
+    for side, name in ((o, "auth_tls"), (~o, "r234")):
+        rows = np.flatnonzero(side & val & ((sig & SIG[name]) != 0))
+        anys[s.id[rows]] |= SIG[name]
     cproto = proto[s.st]
     svc = np.full(s.k, None, object)
 
@@ -697,11 +751,33 @@ def _services(view: _View, out: dict[str, NDArray]) -> NDArray[np.object_]:
     return svc
 
 
+def timed_out_connections(
+    pk: PacketTable, opts: ConnOptions, horizon: int
+) -> tuple[dict[str, NDArray], NDArray[np.bool_]]:
+    """:func:`connections` of the keys (protocol and endpoint pair) that timed out by ``horizon``
+    (ns): whose last packet came at least the protocol's inactivity timeout before it, so no
+    later packet can continue them. Also returns the mask of those keys' packets."""
+    used = np.zeros(pk.n, np.bool_)
+    if pk.n == 0:
+        return {}, used
+    order, starts = _tuples(pk, horizon)
+    used[order] = True
+    return _connections(pk, opts, order, starts), used
+
+
 def connections(pk: PacketTable, opts: ConnOptions) -> dict[str, NDArray]:
     """conn.log columns (no uid) of every connection in ``pk`` (time-sorted), by start time."""
     if pk.n == 0:
         return {}
-    order, starts = _tuples(pk)
+    return _connections(pk, opts, *_tuples(pk))
+
+
+def _connections(
+    pk: PacketTable, opts: ConnOptions, order: NDArray[np.int64], starts: NDArray[np.bool_]
+) -> dict[str, NDArray]:
+    """:func:`connections` of the packets ``order`` (grouped by :func:`_tuples`)."""
+    if len(order) == 0:
+        return {}
     tcp_rows = pk.proto[order] == _TCP
     parts_idx, parts_st = [], []
     # UDP / ICMP keys: only inactivity splits them.
@@ -781,7 +857,7 @@ def connections(pk: PacketTable, opts: ConnOptions) -> dict[str, NDArray]:
             proto, out["state_o"], out["state_r"], out["orig_bytes"], out["resp_bytes"], hist
         ),
         "missed_bytes": out["missed_bytes"],
-        "history": np.array(hist, dtype=object),
+        "history": hist,
         "orig_pkts": s.count(val & o),
         "orig_ip_bytes": s.sum(np.where(val & o, ip_len, 0)),
         "resp_pkts": s.count(val & ~o),

@@ -22,7 +22,16 @@ from numpy.typing import NDArray
 
 from netdiffusion._atomic import atomic_output
 
-__all__ = ["CONN_FIELDS", "CONN_TYPES", "conn_columns", "conn_rows", "write_conn_log"]
+__all__ = [
+    "CONN_FIELDS",
+    "CONN_TYPES",
+    "conn_columns",
+    "conn_rows",
+    "make_uid_bytes",
+    "make_uids",
+    "write_conn_log",
+    "write_conn_tsv",
+]
 
 CONN_FIELDS = (
     "ts",
@@ -113,11 +122,17 @@ def _secs(ns: NDArray[np.int64]) -> list[str]:
     ]
 
 
+def make_uid_bytes(k: int, rng: np.random.Generator) -> NDArray[np.uint8]:
+    """``k`` Zeek-style connection uids ("C" and 17 base-62 characters) as a [k, 18] byte matrix."""
+    digits = rng.integers(0, 62, size=(k, 17))
+    return np.concatenate([np.full((k, 1), ord("C"), np.uint8), _B62[digits]], axis=1)
+
+
 def make_uids(k: int, rng: np.random.Generator) -> list[str]:
     """``k`` Zeek-style connection uids ("C" and 17 base-62 characters)."""
-    digits = rng.integers(0, 62, size=(k, 17))
-    chars = np.concatenate([np.full((k, 1), ord("C"), np.uint8), _B62[digits]], axis=1)
-    return [row.tobytes().decode() for row in chars] if k else []
+    if k == 0:
+        return []
+    return make_uid_bytes(k, rng).view("S18").ravel().astype("U18").tolist()
 
 
 def conn_columns(conns: dict[str, NDArray], uids: list[str]) -> dict[str, list[Any]]:
@@ -261,4 +276,180 @@ def write_conn_log(
     with atomic_output(target) as fh:
         text = "\n".join(lines) + "\n"
         fh.write(text.encode("utf-8", "surrogateescape"))
+    return target
+
+
+# -- vectorized TSV: every column as a zero-padded byte matrix, zeros dropped at the end ---------
+
+_BLOCK = 1 << 16  # rows formatted at once (bounds the byte matrices' memory)
+
+
+def _octets() -> NDArray[np.uint8]:
+    table = np.zeros((256, 3), np.uint8)
+    for i in range(256):
+        text = str(i).encode()
+        table[i, : len(text)] = np.frombuffer(text, np.uint8)
+    return table
+
+
+_OCTET = _octets()  # decimal text of 0..255, left-aligned, zero padded
+
+
+def _byte_col(byte: int, k: int) -> NDArray[np.uint8]:
+    return np.full((k, 1), byte, np.uint8)
+
+
+def _digit_groups() -> NDArray[np.uint8]:
+    """Text of 0..9999 as 4 bytes: zero padded, then blank padded ("0" kept), then blank padded."""
+    i = np.arange(10_000)[:, None]
+    power = np.array([1000, 100, 10, 1])[None, :]
+    digits = ((i // power) % 10 + 48).astype(np.uint8)
+    lead = i >= power  # not a leading zero
+    units = lead | (power == 1)  # the lowest group shows a lone "0"
+    return np.stack([digits, digits * units, digits * lead]).reshape(30_000, 4)
+
+
+_DIGITS4 = _digit_groups()
+
+
+def _int_bytes(v: NDArray[np.int64]) -> NDArray[np.uint8]:
+    """Decimal text of integers (as ``str(int)``), right-aligned and zero padded."""
+    v = np.asarray(v, np.int64)
+    neg = v < 0
+    rest = np.abs(v)
+    width = len(str(int(rest.max()))) if len(rest) else 1
+    blocks = []
+    for p in range((width + 3) // 4):  # four digits at a time, lowest first
+        rest, group = np.divmod(rest, 10_000)
+        table = np.where(rest > 0, 0, 10_000 if p == 0 else 20_000)
+        blocks.append(_DIGITS4[table + group])
+    if neg.any():
+        blocks.append(np.where(neg, ord("-"), 0).astype(np.uint8)[:, None])
+    return np.concatenate(blocks[::-1], axis=1)
+
+
+def _secs_bytes(ns: NDArray[np.int64]) -> NDArray[np.uint8]:
+    """Seconds with 6 decimals (microseconds rounded half up), as :func:`_secs` writes them."""
+    us = (ns.astype(np.int64) + 500) // 1000
+    q, r = np.divmod(us, 1_000_000)
+    high, low = np.divmod(r, 10_000)
+    dot = _byte_col(ord("."), len(r))
+    return np.concatenate([_int_bytes(q), dot, _DIGITS4[high][:, 2:], _DIGITS4[low]], axis=1)
+
+
+def _addr_bytes(v: NDArray[np.int64]) -> NDArray[np.uint8]:
+    a = v.astype(np.int64)
+    parts = []
+    for shift in (24, 16, 8, 0):
+        if shift != 24:
+            parts.append(_byte_col(ord("."), len(a)))
+        parts.append(_OCTET[(a >> shift) & 0xFF])
+    return np.concatenate(parts, axis=1)
+
+
+def _unset(matrix: NDArray[np.uint8], unset: NDArray[np.bool_]) -> NDArray[np.uint8]:
+    """``matrix`` with the ``unset`` rows replaced by ``-``."""
+    if unset.any():
+        matrix = matrix.copy()
+        matrix[unset] = 0
+        matrix[unset, 0] = ord("-")
+    return matrix
+
+
+def _text_bytes(values: NDArray[np.object_]) -> NDArray[np.uint8]:
+    """ASCII strings (None: ``-``) of our own alphabets as a left-aligned zero-padded matrix."""
+    obj = np.asarray(values, object)
+    if len(obj) == 0:
+        return np.zeros((0, 1), np.uint8)
+    fixed = np.where(obj == None, "-", obj).astype("S")  # noqa: E711
+    return fixed.view(np.uint8).reshape(len(obj), fixed.dtype.itemsize)
+
+
+def _proto_table() -> NDArray[np.uint8]:
+    width = max(len("unknown_transport"), *(len(x) for x in _PROTO_NAME.values()))
+    table = np.zeros((256, width), np.uint8)
+    for i in range(256):
+        text = _PROTO_NAME.get(i, "unknown_transport").encode()
+        table[i, : len(text)] = np.frombuffer(text, np.uint8)
+    return table
+
+
+_PROTO_TEXT = _proto_table()
+
+
+def _tsv_block(conns: dict[str, NDArray], uids: NDArray[np.uint8]) -> bytes:
+    """The TSV rows of ``conns`` (block of rows), as :func:`tsv_lines` writes them."""
+    k = len(uids)
+    dur = conns["duration"]
+    unset = ~(dur > 0)
+    proto = conns["proto"].astype(np.int64)
+    tf = np.array([ord("F"), ord("T")], np.uint8)
+    cols = [
+        _secs_bytes(conns["ts"]),
+        uids,
+        _addr_bytes(conns["orig_h"]),
+        _int_bytes(conns["orig_p"]),
+        _addr_bytes(conns["resp_h"]),
+        _int_bytes(conns["resp_p"]),
+        _PROTO_TEXT[proto & 0xFF] if np.all((proto >= 0) & (proto < 256)) else None,
+        _text_bytes(conns["service"]),
+        _unset(_secs_bytes(np.maximum(dur, 0)), unset),
+        _unset(_int_bytes(conns["orig_bytes"]), unset),
+        _unset(_int_bytes(conns["resp_bytes"]), unset),
+        _text_bytes(conns["conn_state"]),
+        tf[conns["local_orig"].astype(np.int64)][:, None],
+        tf[conns["local_resp"].astype(np.int64)][:, None],
+        _int_bytes(conns["missed_bytes"]),
+        _text_bytes(conns["history"]),
+        _int_bytes(conns["orig_pkts"]),
+        _int_bytes(conns["orig_ip_bytes"]),
+        _int_bytes(conns["resp_pkts"]),
+        _int_bytes(conns["resp_ip_bytes"]),
+        _byte_col(ord("-"), k),
+        _int_bytes(proto),
+    ]
+    if cols[6] is None:  # a protocol number outside 0..255: name it as conn_columns does
+        names = [_PROTO_NAME.get(p, "unknown_transport") for p in np.unique(proto).tolist()]
+        lookup = dict(zip(np.unique(proto).tolist(), names, strict=True))
+        cols[6] = _text_bytes(np.array([lookup[p] for p in proto.tolist()], object))
+    tab, newline = _byte_col(9, k), _byte_col(10, k)
+    parts: list[NDArray[np.uint8]] = []
+    for col in cols:
+        parts += [col, tab]
+    parts[-1] = newline
+    rows = np.concatenate(parts, axis=1)
+    return rows[rows != 0].tobytes()
+
+
+def write_conn_tsv(
+    conns: dict[str, NDArray],
+    uids: NDArray[np.uint8],
+    path: str | os.PathLike[str],
+    *,
+    opened: float | None = None,
+) -> Path:
+    """Write the TSV conn.log of ``conns`` (from :func:`connections`) with ``uids`` atomically.
+
+    The same bytes as :func:`write_conn_log` of :func:`conn_columns`, formatted column by column
+    over all connections at once (``uids`` as the [k, 18] matrix of :func:`make_uid_bytes`).
+    """
+    target = Path(path)
+    start = time.time() if opened is None else opened
+    k = len(uids)
+    head = [
+        "#separator \\x09",
+        "#set_separator\t,",
+        "#empty_field\t(empty)",
+        "#unset_field\t-",
+        "#path\tconn",
+        f"#open\t{_stamp(start)}",
+        "#fields\t" + "\t".join(CONN_FIELDS),
+        "#types\t" + "\t".join(CONN_TYPES),
+    ]
+    with atomic_output(target) as fh:
+        fh.write(("\n".join(head) + "\n").encode())
+        for lo in range(0, k, _BLOCK):  # blocks of rows, not single rows
+            block = {name: col[lo : lo + _BLOCK] for name, col in conns.items()}
+            fh.write(_tsv_block(block, uids[lo : lo + _BLOCK]))
+        fh.write(f"#close\t{_stamp(time.time())}\n".encode())
     return target

@@ -15,6 +15,8 @@ from numpy.typing import NDArray
 from netdiffusion._traffic import PROTO_ICMP, PROTO_TCP, PROTO_UDP, Traffic
 from netdiffusion.checksum import checksum_ok
 
+from ._segments import one_of
+
 __all__ = ["HEAD", "SIG", "PacketTable", "head_signatures", "packet_table"]
 
 #: Payload signature bits (per packet, from its first payload bytes).
@@ -106,10 +108,14 @@ class PacketTable:
 
 
 def _u16(a: NDArray[np.uint8], i: int) -> NDArray[np.int64]:
+    if i % 2 == 0 and a.shape[1] % 2 == 0 and a.flags.c_contiguous:
+        return a.view(">u2")[:, i // 2].astype(np.int64)
     return (a[:, i].astype(np.int64) << 8) | a[:, i + 1]
 
 
 def _u32(a: NDArray[np.uint8], i: int) -> NDArray[np.int64]:
+    if i % 4 == 0 and a.shape[1] % 4 == 0 and a.flags.c_contiguous:
+        return a.view(">u4")[:, i // 4].astype(np.int64)
     return (_u16(a, i) << 16) | _u16(a, i + 2)
 
 
@@ -128,21 +134,29 @@ def _heads(traffic: Traffic, width: int) -> tuple[NDArray[np.uint8], NDArray[np.
     held = np.minimum(np.diff(off), width)
     n = traffic.n_packets
     heads = np.zeros((n, width), np.uint8)
-    if n == 0 or len(traffic.payload) == 0:
+    payload = traffic.payload
+    if n == 0 or len(payload) == 0:
         return heads, held
-    cols = np.arange(width)
-    ok = cols[None, :] < held[:, None]
-    pos = np.minimum(off[:-1, None] + cols[None, :], len(traffic.payload) - 1)
-    heads[ok] = traffic.payload[pos[ok]]
+    rows = np.flatnonzero(held > 0)
+    start = off[:-1][rows]
+    inside = start <= len(payload) - width  # a whole window of ``width`` bytes in the buffer
+    if len(payload) >= width and inside.any():
+        windows = np.lib.stride_tricks.sliding_window_view(payload, width)
+        heads[rows[inside]] = windows[start[inside]]
+    if not inside.all():  # the last packets' windows end past the buffer
+        edge = rows[~inside]
+        pos = np.minimum(off[:-1][edge, None] + np.arange(width)[None, :], len(payload) - 1)
+        heads[edge] = payload[pos]
+    short = rows[held[rows] < width]  # their windows hold bytes of the next packets
+    heads[short] *= np.arange(width)[None, :] < held[short, None]
     return heads, held
 
 
 def _prefix_words(h: NDArray[np.uint8]) -> NDArray[np.uint64]:
     """The first 8 bytes of each row as one big-endian integer."""
-    w = np.zeros(len(h), np.uint64)
-    for i in range(8):
-        w = (w << np.uint64(8)) | h[:, i].astype(np.uint64)
-    return w
+    first8 = np.zeros((len(h), 8), np.uint8)
+    first8[:, : min(8, h.shape[1])] = h[:, :8]
+    return first8.view(">u8").ravel().astype(np.uint64)
 
 
 class _Prefix:
@@ -158,9 +172,42 @@ class _Prefix:
         mask = ((1 << (8 * n)) - 1) << (8 * (8 - n))
         return (self.held >= n) & ((self.w & np.uint64(mask)) == np.uint64(pat))
 
+    def bits(self, table: dict[bytes, int]) -> NDArray[np.int64]:
+        """OR of ``table[text]`` over every ``text`` each row starts with (one lookup a length)."""
+        out = np.zeros(len(self.w), np.int64)
+        for n in sorted({len(t) for t in table}):  # a handful of prefix lengths
+            texts = sorted(t for t in table if len(t) == n)
+            pats = np.array([int.from_bytes(t.ljust(8, b"\0"), "big") for t in texts], np.uint64)
+            mask = np.uint64(((1 << (8 * n)) - 1) << (8 * (8 - n)))
+            key = self.w & mask
+            at = np.minimum(np.searchsorted(pats, key), len(pats) - 1)
+            hit = (pats[at] == key) & (self.held >= n)
+            out |= np.where(hit, np.array([table[t] for t in texts], np.int64)[at], 0)
+        return out
+
 
 def _startswith(head: NDArray[np.uint8], held: NDArray[np.int64], text: bytes) -> NDArray[np.bool_]:
     return _Prefix(head, held)(text)
+
+
+def _prefix_table(pairs: list[tuple[bytes, str]]) -> dict[bytes, int]:
+    table: dict[bytes, int] = {}
+    for text, name in pairs:
+        table[text] = table.get(text, 0) | SIG[name]
+    return table
+
+
+_TCP_PREFIXES = _prefix_table(
+    [(m, "http_req") for m in (b"GET ", b"POST ", b"HEAD ", b"PUT ", b"DELETE ", b"OPTIONS ")]
+    + [(b"CONNECT ", "http_req"), (b"HTTP/", "http_resp"), (b"SSH-", "ssh")]
+    + [(b"220", "r220"), (b"234", "r234"), (b"+OK", "pop_ok"), (b"* OK", "imap_ok")]
+)
+_TCP_UPPER_PREFIXES = _prefix_table(
+    [(c, "ftp_cmd") for c in (b"USER", b"AUTH", b"FEAT", b"SYST", b"OPTS")]
+    + [(b"AUTH TLS", "auth_tls"), (b"AUTH SSL", "auth_tls")]
+    + [(b"EHLO", "smtp_cmd"), (b"HELO", "smtp_cmd")]
+    + [(c, "pop_cmd") for c in (b"USER", b"CAPA", b"APOP", b"AUTH", b"STLS")]
+)
 
 
 def _dns_like(h: NDArray[np.uint8], held: NDArray[np.int64], size: NDArray[np.int64]) -> NDArray:
@@ -168,10 +215,15 @@ def _dns_like(h: NDArray[np.uint8], held: NDArray[np.int64], size: NDArray[np.in
     opcode = (h[:, 2] >> 3) & 0x0F
     qd, an, ns, ar = _u16(h, 4), _u16(h, 6), _u16(h, 8), _u16(h, 10)
     label = h[:, 12].astype(np.int64)
-    ok = (held >= 13) & (size >= 17) & np.isin(opcode, (0, 1, 2, 4, 5))
+    ok = (held >= 13) & (size >= 17) & one_of(opcode, (0, 1, 2, 4, 5))
     ok &= (qd <= 8) & (an <= 256) & (ns <= 256) & (ar <= 256) & ((qd + an + ns + ar) > 0)
     ok &= (h[:, 3] & 0x40) == 0  # the Z bit is zero
     return ok & ((qd == 0) | (label < 64) | (label >= 0xC0))
+
+
+_TEXT_FIRST = np.zeros(256, np.bool_)  # first bytes of the text prefixes, either case
+for _text in (*_TCP_PREFIXES, *_TCP_UPPER_PREFIXES):
+    _TEXT_FIRST[[_text[0], ord(chr(_text[0]).lower())]] = True
 
 
 def head_signatures(
@@ -187,32 +239,27 @@ def head_signatures(
     def put(name: str, mask: NDArray[np.bool_]) -> None:
         sig[mask] |= SIG[name]
 
-    starts = _Prefix(h, held)
-    upper = _Prefix(np.where((h >= 97) & (h <= 122), h - 32, h).astype(np.uint8), held)
-    methods = (b"GET ", b"POST ", b"HEAD ", b"PUT ", b"DELETE ", b"OPTIONS ", b"CONNECT ")
-    put("http_req", tcp & np.any([starts(m) for m in methods], axis=0))
-    put("http_resp", tcp & starts(b"HTTP/"))
+    # Text prefixes: only rows whose first byte starts one of them (either case) can match.
+    text_rows = np.flatnonzero(tcp & _TEXT_FIRST[h[:, 0]])
+    if len(text_rows):
+        ht, held_t = h[text_rows, :8], held[text_rows]
+        upper = np.where((ht >= 97) & (ht <= 122), ht - 32, ht).astype(np.uint8)
+        sig[text_rows] |= _Prefix(ht, held_t).bits(_TCP_PREFIXES) | _Prefix(upper, held_t).bits(
+            _TCP_UPPER_PREFIXES
+        )
     rec = (held >= 6) & (h[:, 1] == 3) & (h[:, 2] <= 4)
     put("tls_hello", tcp & rec & (h[:, 0] == 0x16) & (h[:, 5] == 1))
-    put("tls_rec", tcp & rec & np.isin(h[:, 0], (0x14, 0x15, 0x16, 0x17)))
-    put("ssh", tcp & starts(b"SSH-"))
-    put("r220", tcp & starts(b"220"))
-    put("r234", tcp & starts(b"234"))
-    cmds = [upper(c) for c in (b"USER", b"AUTH", b"FEAT", b"SYST", b"OPTS")]
-    put("ftp_cmd", tcp & np.any(cmds, axis=0))
-    put("auth_tls", tcp & (upper(b"AUTH TLS") | upper(b"AUTH SSL")))
-    put("smtp_cmd", tcp & (upper(b"EHLO") | upper(b"HELO")))
-    put("pop_ok", tcp & starts(b"+OK"))
-    pop = [upper(c) for c in (b"USER", b"CAPA", b"APOP", b"AUTH", b"STLS")]
-    put("pop_cmd", tcp & np.any(pop, axis=0))
-    put("imap_ok", tcp & starts(b"* OK"))
-    put("dns", udp & _dns_like(h, held, size))
-    h2 = np.zeros_like(h)
-    h2[:, :-2] = h[:, 2:]
-    dns_tcp = (held >= 15) & (_u16(h, 0) <= size - 2) & _dns_like(h2, held - 2, size - 2)
-    put("dns_tcp", tcp & dns_tcp)
+    put("tls_rec", tcp & rec & one_of(h[:, 0], (0x14, 0x15, 0x16, 0x17)))
+    rows = np.flatnonzero(udp)
+    dns = rows[_dns_like(h[rows], held[rows], size[rows])]
+    sig[dns] |= SIG["dns"]
+    rows = np.flatnonzero(tcp & (held >= 15) & (_u16(h, 0) <= size - 2))
+    h2 = np.zeros((len(rows), h.shape[1]), np.uint8)
+    h2[:, :-2] = h[rows, 2:]
+    dns_tcp = rows[_dns_like(h2, held[rows] - 2, size[rows] - 2)]
+    sig[dns_tcp] |= SIG["dns_tcp"]
     version, mode = (h[:, 0] >> 3) & 7, h[:, 0] & 7
-    ntp = udp & (held >= 3) & np.isin(size, (48, 68)) & (version >= 1) & (version <= 4)
+    ntp = udp & (held >= 3) & one_of(size, (48, 68)) & (version >= 1) & (version <= 4)
     put("ntp", ntp & (mode >= 1) & (mode <= 5) & (h[:, 1] <= 16) & (h[:, 2] <= 17))
     return sig
 
@@ -223,7 +270,7 @@ def _signatures(traffic: Traffic, proto: NDArray[np.uint8], plen: NDArray[np.int
     sig = np.zeros(traffic.n_packets, np.int64)
     some = np.flatnonzero(held > 0)  # only packets with payload can match anything
     sig[some] = head_signatures(h[some], held[some], plen[some], tcp[some], udp[some])
-    dhcp = udp & (plen >= 240) & (held >= 3) & np.isin(h[:, 0], (1, 2)) & (h[:, 1] == 1)
+    dhcp = udp & (plen >= 240) & (held >= 3) & one_of(h[:, 0], (1, 2)) & (h[:, 1] == 1)
     dhcp &= h[:, 2] == 6
     if dhcp.any():
         idx = np.flatnonzero(dhcp)
@@ -252,19 +299,25 @@ def packet_table(
     """
     if traffic.n_packets == 0:
         return PacketTable.empty()
-    order = np.argsort(traffic.ts_ns, kind="stable")
-    if np.any(order != np.arange(len(order))):
-        traffic = traffic.take(order)
-    ip, l4 = traffic.ip, traffic.l4
+    ts = traffic.ts_ns
+    if np.any(ts[1:] < ts[:-1]):
+        traffic = traffic.take(np.argsort(ts, kind="stable"))
+    # The header bytes used, copied once (reading single columns of the wide header matrices
+    # would stream all of them every time).
+    ip = np.ascontiguousarray(traffic.ip[:, :20])
+    l4 = np.ascontiguousarray(traffic.l4[:, :16])
     proto = ip[:, 9].copy()
     src, dst = _u32(ip, 12), _u32(ip, 16)
-    keep = np.isin(proto, (PROTO_TCP, PROTO_UDP, PROTO_ICMP))
+    keep = one_of(proto, (PROTO_TCP, PROTO_UDP, PROTO_ICMP))
     exempt = np.full(len(src), ignore_checksums)
     if ignore_checksums_nets:
         exempt |= _in_nets(src, ignore_checksums_nets)
-    verdict = checksum_ok(traffic)
-    keep &= verdict["ip"] | exempt
-    valid = verdict["l4"] | exempt
+    if ignore_checksums:  # every packet exempt: no sums to compute
+        valid = exempt
+    else:
+        verdict = checksum_ok(traffic)
+        keep &= verdict["ip"] | exempt
+        valid = verdict["l4"] | exempt
     tcp, udp, icmp = proto == PROTO_TCP, proto == PROTO_UDP, proto == PROTO_ICMP
     sport, dport = _u16(l4, 0), _u16(l4, 2)
     itype, icode = l4[:, 0].astype(np.int64), l4[:, 1].astype(np.int64)

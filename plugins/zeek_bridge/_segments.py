@@ -11,12 +11,24 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["Segs", "signed32"]
+__all__ = ["Segs", "one_of", "signed32"]
 
 
 def signed32(v: NDArray[np.int64]) -> NDArray[np.int64]:
     """``v`` modulo 2**32 read as a signed 32-bit number (TCP sequence differences)."""
     return ((v + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
+
+
+def one_of(v: NDArray[np.integer], values: tuple[int, ...]) -> NDArray[np.bool_]:
+    """Whether each of ``v`` is one of a few ``values`` (``np.isin`` without its set up)."""
+    if v.dtype == np.uint8:
+        table = np.zeros(256, np.bool_)
+        table[[x for x in values if 0 <= x < 256]] = True
+        return table[v]
+    out = v == values[0]
+    for x in values[1:]:  # a handful of constants
+        out |= v == x
+    return out
 
 
 class Segs:
@@ -74,7 +86,12 @@ class Segs:
         """Running maximum within each segment (values clipped below at ``floor``)."""
         if self.n == 0:
             return np.zeros(0, np.int64)
-        uniq, rank = np.unique(np.maximum(values, floor), return_inverse=True)
+        v = np.maximum(values, floor).astype(np.int64)
+        lo, span = int(v.min()), int(v.max()) - int(v.min()) + 1
+        if span * (self.k + 1) < 1 << 62:  # segments offset apart: no sort needed
+            offset = self.id * span
+            return np.maximum.accumulate(offset + (v - lo)) - offset + lo
+        uniq, rank = np.unique(v, return_inverse=True)
         span = len(uniq)
         key = self.id * span + rank.reshape(-1)
         return uniq[np.maximum.accumulate(key) - self.id * span]

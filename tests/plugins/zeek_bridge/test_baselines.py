@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import re
+import tempfile
 from collections import defaultdict
 from pathlib import Path
 
@@ -89,11 +90,21 @@ def _read_log(path: Path) -> list[dict[str, str]]:
 
 
 def _ours(trace: str, opts: dict) -> list[dict[str, str]]:
+    """Our conn.log of ``trace``, as the writer users get writes it (column-wise TSV), checked
+    line for line against the row-wise formatter."""
     traffic, _ = read_capture(BASE / trace)
-    writer = ConnLogWriter("unused", **opts)
-    writer.add(traffic)
-    text = list(tsv_lines(writer.rows(), 0.0, 0.0))
-    return [dict(zip(CONN_FIELDS, line.split("\t"), strict=True)) for line in text[8:-1]]
+    with tempfile.TemporaryDirectory() as tmp:
+        writer = ConnLogWriter(tmp, **opts)
+        writer.add(traffic)
+        rows = writer.rows()
+        written = writer.close().read_text().splitlines()
+    text = list(tsv_lines(rows, 0.0, 0.0))
+
+    def no_uid(lines: list[str]) -> list[list[str]]:  # uids are drawn anew by each call
+        return [line.split("\t")[:1] + line.split("\t")[2:] for line in lines]
+
+    assert no_uid(written[8:-1]) == no_uid(text[8:-1]) and written[:5] == text[:5]
+    return [dict(zip(CONN_FIELDS, line.split("\t"), strict=True)) for line in written[8:-1]]
 
 
 def _compare(expected: list[dict[str, str]], ours: list[dict[str, str]], bare: bool) -> list[str]:
