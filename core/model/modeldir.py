@@ -109,14 +109,16 @@ def model_card(meta: dict[str, Any]) -> str:
         "",
         "## Model",
         "",
-        f"- denoiser: packet transformer, width {cfg.get('width')}, {cfg.get('layers')} layers, "
+        f"- denoiser: packet transformer"
+        f"{', self-conditioned' if cfg.get('self_condition') else ''}, "
+        f"width {cfg.get('width')}, {cfg.get('layers')} layers, "
         f"{cfg.get('heads')} heads, MLP ratio {cfg.get('mlp_ratio')}, "
         f"{meta.get('parameters', '?')} parameters",
         f"- features per packet: {len(layout.get('active_bits', []))} active header bits + "
         "L4 block, direction, inter-arrival time",
         f"- flows of up to {layout.get('max_packets')} packets; prediction "
-        f"`{meta.get('prediction_type')}`; DDPM training, DPM-Solver++ sampling "
-        f"({meta.get('sampling', {}).get('steps')} steps by default, guidance "
+        f"`{meta.get('prediction_type')}`; DDPM training, DPM-Solver++ sampling with steps uniform "
+        f"in log-SNR ({meta.get('sampling', {}).get('steps')} steps by default, guidance "
         f"{meta.get('sampling', {}).get('guidance')})",
         f"- FLOPs per generated packet and denoising step: {meta.get('flops_per_packet_step')}",
         "",
@@ -125,7 +127,8 @@ def model_card(meta: dict[str, Any]) -> str:
         f"- steps {tr.get('steps')}, batch {tr.get('batch_size')} flows x "
         f"{tr.get('processes', 1)} processes, learning rate {tr.get('lr')}, seed {tr.get('seed')}, "
         f"class dropout {tr.get('class_dropout')}, EMA {tr.get('ema_decay')}",
-        f"- final training loss {_fmt(tr.get('final_loss'))}; {_fmt(tr.get('seconds'))} s on "
+        f"- final training loss {_fmt(tr.get('final_loss'))}; "
+        f"{float(tr.get('seconds') or 0):.0f} s on "
         f"{tr.get('device')}",
         "",
         "## Data",

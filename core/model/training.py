@@ -662,7 +662,11 @@ def _meta(
         "flow_gap_ns": max(flow_gap, 1000.0),
         "repair_stats": prep.stats.to_json(),
         "layout": layout.to_json(),
-        "denoiser": {k: cfg[k] for k in ("width", "layers", "heads", "mlp_ratio")},
+        "denoiser": {
+            k: cfg[k]
+            for k in ("width", "layers", "heads", "mlp_ratio", "self_condition")
+            if k in cfg
+        },
         "parameters": int(sum(p.numel() for p in model.parameters())),
         "flops_per_packet_step": model.flops_per_token(int(max(tlen.mean(), 1))),
         "prediction_type": kw["prediction_type"],
