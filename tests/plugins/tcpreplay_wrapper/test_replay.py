@@ -198,9 +198,12 @@ def test_dry_run_dual_builds_the_cache(generated, tmp_path: Path) -> None:
     from netdiffusion_tcpreplay import build_cache
 
     build_cache(generated.pcap, cache, "client-net")
-    ifaces = sorted(p.name for p in Path("/sys/class/net").iterdir())
-    if len(ifaces) < 2:
-        pytest.skip("needs two interfaces")
+    # the two interfaces of this host with the largest MTUs (the preflight refuses frames above)
+    mtu = {p.name: int((p / "mtu").read_text()) for p in Path("/sys/class/net").iterdir()}
+    ifaces = sorted(mtu, key=lambda name: (-mtu[name], name))[:2]
+    ip_len = (generated.traffic.ip[:, 2].astype(int) << 8) | generated.traffic.ip[:, 3]
+    if len(ifaces) < 2 or mtu[ifaces[1]] < ip_len.max():
+        pytest.skip(f"needs two interfaces with an MTU of at least {ip_len.max()}: {mtu}")
     res = replay(generated.pcap, ifaces[0], ifaces[1], cache=cache, dry_run=True, pps=100)
     assert res.command[1:] == [
         "-i", ifaces[0], "-I", ifaces[1], f"--cachefile={cache}", "--pps=100", str(generated.pcap)
