@@ -78,12 +78,12 @@ def _bench(model_dir: Path, device: str, n_flows: int, steps: int | None, guidan
     )
     # warm-up (kernels, allocator, per-shape primitives: the first chunks' own shapes)
     for _ in model._flow_tensors(
-        min(n_flows, 4 * batch), None, s, g, 0, batch, smp.DEFAULT_START_NS
+        smp._Run(min(n_flows, 4 * batch), None, s, g, 0, batch, smp.DEFAULT_START_NS)
     ):
         pass
     sync()
     t0 = time.perf_counter()
-    fts = list(model._flow_tensors(n_flows, None, s, g, 0, batch, smp.DEFAULT_START_NS))
+    fts = list(model._flow_tensors(smp._Run(n_flows, None, s, g, 0, batch, smp.DEFAULT_START_NS)))
     sync()
     t_sample = time.perf_counter() - t0
     packets = sum(ft.n_packets for ft in fts)

@@ -355,44 +355,43 @@ class _Fill:
         pos = (self.start[idx] + at)[:, None] + cols[None, :]
         self.out[pos[keep]] = mat[keep]
 
+    def _by_flow(
+        self, idx: NDArray[np.int64], direction: int
+    ) -> tuple[NDArray[np.int64], NDArray[np.bool_], NDArray[np.int64], NDArray[np.int64]]:
+        """Packets ``idx`` grouped by flow (row order within; packets outside a flow alone):
+        ``(order, first of its group, is of direction, running count of that direction
+        within the group)``, all in grouped order."""
+        flow = self.traffic.flow[idx]
+        key = np.where(flow >= 0, flow, -1 - idx)
+        order = np.lexsort((idx, key))
+        k = key[order]
+        mine = (self.traffic.direction[idx][order] == direction).astype(np.int64)
+        cum = np.cumsum(mine)
+        first = np.ones(len(k), np.bool_)
+        first[1:] = k[1:] != k[:-1]
+        base = np.maximum.accumulate(np.where(first, np.arange(len(k)), 0))
+        return order, first, mine, cum - (cum[base] - mine[base])
+
     def flow_rank(self, idx: NDArray[np.int64]) -> NDArray[np.int64]:
         """Per packet: how many originator packets of its flow precede or are it (row order).
 
         Packets outside a flow count on their own (rank 1 for an originator packet).
         """
-        t = self.traffic
-        flow = t.flow[idx]
-        key = np.where(flow >= 0, flow, -1 - idx)
-        order = np.lexsort((idx, key))
-        k = key[order]
-        q = (t.direction[idx][order] == 0).astype(np.int64)
-        cum = np.cumsum(q)
-        first = np.ones(len(k), np.bool_)
-        first[1:] = k[1:] != k[:-1]
-        base = np.maximum.accumulate(np.where(first, np.arange(len(k)), 0))
+        order, _first, _mine, running = self._by_flow(idx, 0)
         rank = np.empty(len(idx), np.int64)
-        rank[order] = cum - (cum[base] - q[base])
+        rank[order] = running
         return rank
 
     def answer_rank(self, idx: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
         """Per packet: how many responder packets of its flow precede or are it (row order), and
         whether it answers: a responder packet right after an originator packet of its flow.
         """
-        t = self.traffic
-        flow = t.flow[idx]
-        key = np.where(flow >= 0, flow, -1 - idx)
-        order = np.lexsort((idx, key))
-        k = key[order]
-        r = (t.direction[idx][order] == 1).astype(np.int64)
-        cum = np.cumsum(r)
-        first = np.ones(len(k), np.bool_)
-        first[1:] = k[1:] != k[:-1]
-        base = np.maximum.accumulate(np.where(first, np.arange(len(k)), 0))
-        prev_orig = np.zeros(len(k), np.bool_)
+        order, first, r, running = self._by_flow(idx, 1)
+        prev_orig = np.zeros(len(order), np.bool_)
         prev_orig[1:] = ~first[1:] & (r[:-1] == 0)
         rank = np.empty(len(idx), np.int64)
         answers = np.empty(len(idx), np.bool_)
-        rank[order] = cum - (cum[base] - r[base])
+        rank[order] = running
         answers[order] = prev_orig & (r == 1)
         return rank, answers
 

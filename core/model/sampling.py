@@ -153,6 +153,26 @@ class _Plan:
     starts: NDArray[np.int64]
 
 
+@dataclass(frozen=True)
+class _Run:
+    """One generation request: which flows, how they are sampled, in chunks of how many."""
+
+    n_flows: int
+    classes: Mapping[str, float] | Sequence[str] | str | None
+    steps: int | None
+    guidance: float | None
+    seed: int
+    batch_size: int
+    start_ns: int
+
+    def chunks(self) -> list[tuple[int, int]]:
+        """``[start, end)`` flow indices of every chunk, in order."""
+        if self.batch_size < 1:
+            raise ModelError(f"batch size must be at least 1, not {self.batch_size}")
+        n, b = self.n_flows, self.batch_size
+        return [(a, min(a + b, n)) for a in range(0, n, b)]
+
+
 class TrafficModel:
     """A trained model, ready to sample flow tensors or generate repaired traffic."""
 
@@ -354,11 +374,6 @@ class TrafficModel:
         take = start[seg] + pos
         return codes[take], direction[take], iat[take], None  # type: ignore[return-value]
 
-    def _chunks(self, n_flows: int, batch_size: int) -> list[tuple[int, int]]:
-        if batch_size < 1:
-            raise ModelError(f"batch size must be at least 1, not {batch_size}")
-        return [(a, min(a + batch_size, n_flows)) for a in range(0, n_flows, batch_size)]
-
     def _check(self, steps: int | None, guidance: float | None) -> tuple[int, float]:
         s = self.default_steps if steps is None else int(steps)
         g = self.default_guidance if guidance is None else float(guidance)
@@ -368,24 +383,15 @@ class TrafficModel:
             raise ModelError(f"guidance must be a non-negative number, not {g}")
         return s, g
 
-    def _flow_tensors(
-        self,
-        n_flows: int,
-        classes: Mapping[str, float] | Sequence[str] | str | None,
-        steps: int | None,
-        guidance: float | None,
-        seed: int,
-        batch_size: int,
-        start_ns: int,
-        shard: Shard | None = None,
-    ) -> Iterator[FlowTensor]:
-        s, g = self._check(steps, guidance)
-        plan = self.plan(n_flows, classes, seed=seed, start_ns=start_ns)
-        for k, (a, b) in enumerate(self._chunks(n_flows, batch_size)):
+    def _flow_tensors(self, run: _Run, shard: Shard | None = None) -> Iterator[FlowTensor]:
+        """The sampled chunks of ``run`` (only those ``shard`` owns, when given), in order."""
+        s, g = self._check(run.steps, run.guidance)
+        plan = self.plan(run.n_flows, run.classes, seed=run.seed, start_ns=run.start_ns)
+        for k, (a, b) in enumerate(run.chunks()):
             if shard is not None and not shard.owns(k):
                 continue
             labels, lengths = plan.labels[a:b], plan.lengths[a:b]
-            codes, direction, iat, _ = self._denoise_chunk(labels, lengths, s, g, seed, k)
+            codes, direction, iat, _ = self._denoise_chunk(labels, lengths, s, g, run.seed, k)
             offsets = np.zeros(b - a + 1, np.int64)
             np.cumsum(lengths, out=offsets[1:])
             yield FlowTensor(
@@ -421,9 +427,8 @@ class TrafficModel:
         """
         if device is not None:
             self.to(device)
-        for ft in self._flow_tensors(
-            n_flows, classes, steps, guidance, seed, batch_size, DEFAULT_START_NS
-        ):
+        run = _Run(n_flows, classes, steps, guidance, seed, batch_size, DEFAULT_START_NS)
+        for ft in self._flow_tensors(run):
             bits, direction, iat, mask = ft.dense()
             out = np.empty((*bits.shape[:2], N_FEATURES), np.float32)
             out[..., :N_BITS] = bits
@@ -469,10 +474,8 @@ class TrafficModel:
         rank 0 yields every chunk, in order, the others yield nothing.
         """
         job = _Job(self.stats, client_net, server_net, seed, mtu)
-        for traffic, _gid in self._parts(
-            n_flows, classes, steps, guidance, seed, batch_size, start_ns, device, progress,
-            job, workers,
-        ):  # fmt: skip
+        run = _Run(n_flows, classes, steps, guidance, seed, batch_size, start_ns)
+        for traffic, _gid in self._parts(run, device, progress, job, workers):
             yield traffic
 
     def generate_records(
@@ -503,41 +506,20 @@ class TrafficModel:
         names the output in error messages).
         """
         job = _Job(self.stats, client_net, server_net, seed, mtu, True, nanosecond, str(path))
-        bounds = self._chunks(n_flows, batch_size)
-        limits = self._limits(n_flows, classes, seed, start_ns, bounds)
+        run = _Run(n_flows, classes, steps, guidance, seed, batch_size, start_ns)
+        limits = self._limits(run)
         pending: list[PcapRecords] = []
-        for k, (_ids, recs) in enumerate(
-            self._finished(n_flows, classes, steps, guidance, seed, batch_size, start_ns, device,
-                           progress, job, workers)
-        ):  # fmt: skip
+        for k, (_ids, recs) in enumerate(self._finished(run, device, progress, job, workers)):
             out, pending = _window_records(pending, recs, limits[k])
             yield out
 
-    def _limits(
-        self,
-        n_flows: int,
-        classes: Mapping[str, float] | Sequence[str] | str | None,
-        seed: int,
-        start_ns: int,
-        bounds: list[tuple[int, int]],
-    ) -> list[int | None]:
+    def _limits(self, run: _Run) -> list[int | None]:
         """Per chunk: the start of the next chunk's first flow (None for the last chunk)."""
-        starts = self.plan(n_flows, classes, seed=seed, start_ns=start_ns).starts
-        return [int(starts[b[0]]) for b in bounds[1:]] + [None]
+        starts = self.plan(run.n_flows, run.classes, seed=run.seed, start_ns=run.start_ns).starts
+        return [int(starts[b[0]]) for b in run.chunks()[1:]] + [None]
 
     def _finished(
-        self,
-        n_flows: int,
-        classes: Mapping[str, float] | Sequence[str] | str | None,
-        steps: int | None,
-        guidance: float | None,
-        seed: int,
-        batch_size: int,
-        start_ns: int,
-        device: str | None,
-        progress: bool,
-        job: _Job,
-        workers: int | None,
+        self, run: _Run, device: str | None, progress: bool, job: _Job, workers: int | None
     ) -> Iterator[tuple[NDArray[np.int64], Any]]:
         """Global flow ids and finished form (``_finish_chunk``) of every chunk, in chunk order
         (on rank 0 of a sharded run: every rank's chunks; on the other ranks: none)."""
@@ -548,7 +530,7 @@ class TrafficModel:
         if self.shard is None:
             self.shard = current_shard()
         shard = self.shard
-        n_chunks = len(self._chunks(n_flows, batch_size))
+        n_chunks = len(run.chunks())
         mine = sum(1 for k in range(n_chunks) if shard.owns(k))
         if workers is None:  # a CPU sampler is the bottleneck and uses every core itself
             w = default_workers() if self.device.type == "cuda" else 0
@@ -557,38 +539,22 @@ class TrafficModel:
         if w < 0:
             raise ModelError(f"workers must be 0 or more, not {w}")
         w = min(w, mine) if mine > 1 else 0  # one chunk: nothing to overlap
-        items = self._flow_tensors(
-            n_flows, classes, steps, guidance, seed, batch_size, start_ns, shard
-        )
+        items = self._flow_tensors(run, shard)
         finished = _finish_all(items, job, w, shard.rank, shard.world)
         own = ((ft.flow_id, done) for ft, done in finished)
         show = progress and shard.is_main
-        with tqdm(total=n_flows, unit="flow", desc="generating", disable=not show) as bar:
+        with tqdm(total=run.n_flows, unit="flow", desc="generating", disable=not show) as bar:
             for flow_id, done in exchange(own, n_chunks, shard):
                 bar.update(len(flow_id))
                 yield flow_id, done
 
     def _parts(
-        self,
-        n_flows: int,
-        classes: Mapping[str, float] | Sequence[str] | str | None,
-        steps: int | None,
-        guidance: float | None,
-        seed: int,
-        batch_size: int,
-        start_ns: int,
-        device: str | None,
-        progress: bool,
-        job: _Job,
-        workers: int | None,
+        self, run: _Run, device: str | None, progress: bool, job: _Job, workers: int | None
     ) -> Iterator[tuple[Traffic, NDArray[np.int64]]]:
         """Chunks of repaired traffic and the global flow id of each of their flows."""
         pending: tuple[Traffic, NDArray[np.int64]] | None = None
-        limits = self._limits(n_flows, classes, seed, start_ns, self._chunks(n_flows, batch_size))
-        for k, (gid, t) in enumerate(
-            self._finished(n_flows, classes, steps, guidance, seed, batch_size, start_ns, device,
-                           progress, job, workers)
-        ):  # fmt: skip
+        limits = self._limits(run)
+        for k, (gid, t) in enumerate(self._finished(run, device, progress, job, workers)):
             if pending is not None:
                 t = Traffic.concat([pending[0], t]).sorted_by_time()
                 gid = np.concatenate([pending[1], gid])
@@ -619,12 +585,8 @@ class TrafficModel:
         """``n_flows`` generated, repaired flows as one :class:`Traffic` (see
         :meth:`generate_batches`; flow ids here are global)."""
         job = _Job(self.stats, client_net, server_net, seed, mtu)
-        parts = list(
-            self._parts(
-                n_flows, classes, steps, guidance, seed, batch_size, start_ns, device, False,
-                job, workers,
-            )
-        )  # fmt: skip
+        run = _Run(n_flows, classes, steps, guidance, seed, batch_size, start_ns)
+        parts = list(self._parts(run, device, False, job, workers))
         if not parts:
             empty = Traffic.empty()
             empty.classes = list(self.classes)

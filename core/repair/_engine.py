@@ -509,9 +509,8 @@ def _repair_synthetic(
         S = Segments(t.flow[rows])
         seg, pos = S.seg, S.pos
         attempt = f_attempt[seg]
-        syn_f = syn_pkt.astype(np.int64)
-        consumed = np.where(is_tcp, plen + syn_f + fin, 0)
-        C = [S.excl_cumsum(np.where(dirn == d, consumed, 0)) for d in (0, 1)]
+        consumed = consumed[k]
+        C = _consumed_before(S, dirn, consumed)
 
     # -- handshake timing: SYN -> SYN-ACK is the RTT, SYN-ACK -> ACK at most half of it ------
     st = S.starts
@@ -843,10 +842,15 @@ def _udp_message_min(svc: I64) -> I64:
     return udp_template_min(svc)
 
 
+def _consumed_before(S: Segments, dirn: I64, consumed: I64) -> list[I64]:
+    """Per direction, the sequence space it consumed before each packet of the flow."""
+    return [S.excl_cumsum(np.where(dirn == d, consumed, 0)) for d in (0, 1)]
+
+
 def _redundant_acks(S: Segments, dirn: I64, consumed: I64, pure: Mask) -> tuple[Mask, list[I64]]:
     """Pure ACKs with nothing new from the peer since the same side's previous packet, and
     each direction's sequence space consumed before every packet (``[C0, C1]``)."""
-    C = [S.excl_cumsum(np.where(dirn == d, consumed, 0)) for d in (0, 1)]
+    C = _consumed_before(S, dirn, consumed)
     peer_c = np.where(dirn == 0, C[1], C[0])
     prev_same = np.where(dirn == 0, S.last_before(dirn == 0), S.last_before(dirn == 1))
     return pure & (prev_same >= 0) & (peer_c == peer_c[np.maximum(prev_same, 0)]), C
