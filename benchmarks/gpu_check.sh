@@ -49,3 +49,6 @@ python3 -m pytest -q -p no:cacheprovider tests/core/model/test_cuda.py 2>&1 | ta
 echo "== generation benchmark (end to end: sample + repair + write)"
 python3 benchmarks/bench_generate.py --model "$MODEL" --flows "$BENCH_FLOWS" \
     --batch "${BENCH_BATCH:-16384}" --devices cuda 2>&1 | tail -25
+
+echo "== where one chunk's sampling time goes (torch.profiler)"
+python3 benchmarks/profile_sampler.py --model "$MODEL" --top "${PROFILE_TOP:-12}" 2>&1 | grep -v USDT

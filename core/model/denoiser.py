@@ -161,7 +161,8 @@ class Denoiser(ModelMixin, ConfigMixin):
         c = F.silu(c + self.cls(label) + self.len_emb(length))
         h = self.inp(x) + self.pos[:p]
         attn_mask = None
-        if mask is not None and not bool(mask.all()):
+        # on CUDA the mask is used as given: asking whether it is all True would wait for the GPU
+        if mask is not None and (mask.is_cuda or not bool(mask.all())):
             attn_mask = mask[:, None, None, :]
         for block in self.blocks:
             h = block(h, c, attn_mask)

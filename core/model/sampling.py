@@ -304,8 +304,6 @@ class TrafficModel:
         gen = torch.Generator(device=dev).manual_seed(
             int(np.random.default_rng([seed & 0xFFFFFFFF, chunk, 0xD1]).integers(2**62))
         )
-        order = np.argsort(lengths, kind="stable")
-        budget = _TOKENS_CUDA if dev.type == "cuda" else _TOKENS_CPU
         wide = dev.type == "cuda"
         k = self.layout.n_features
         null = self.net.null_class
@@ -313,34 +311,29 @@ class TrafficModel:
         use_cfg = guidance != 1.0
         self_cond = bool(self.net.config.get("self_condition"))
         prediction = str(solver.config.prediction_type)
-        alpha_bar = solver.alphas_cumprod.to(dev)
-        auto = torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else nullcontext()
-        parts: dict[str, list[Any]] = {"dir": [], "iat": [], "codes": [], "flows": []}
-        i = 0
-        n = len(order)
-        with torch.inference_mode():
-            while i < n:
-                # a group of sorted flows whose padded size fits the token budget
-                j = i + 1
-                while j < n and (j + 1 - i) * lengths[order[j]] <= budget:
-                    # on CUDA the budget holds a whole chunk: cut where padding would exceed
-                    # half the work (lengths sorted, so the group's longest flow is the last)
-                    if wide and lengths[order[j]] > 2 * max(int(lengths[order[i]]), 4):
-                        break
-                    j += 1
-                idx = order[i:j]
-                i = j
+        auto = torch.autocast("cuda", dtype=torch.bfloat16) if wide else nullcontext()
+        # every chunk brings new group shapes: keep to attention kernels that need no per-shape
+        # plan (cuDNN's builds one per shape, tens of milliseconds each)
+        kernels = _shape_free_attention() if wide else nullcontext()
+        groups = _length_groups(lengths, _TOKENS_CUDA if wide else _TOKENS_CPU, wide)
+        # Everything the device needs from the host goes over before any work is queued, and
+        # nothing comes back until the chunk is done: no stream sync inside the loop.
+        host = [_group_inputs(lengths, labels, idx) for idx in groups]
+        parts: dict[str, list[Any]] = {"dir": [], "iat": [], "codes": []}
+        with torch.inference_mode(), kernels:
+            moved = [tuple(_to(a, dev) for a in h) for h in host]
+            for idx, (ln, lab, real) in zip(groups, moved, strict=True):
                 p = int(lengths[idx].max())
-                ln = torch.as_tensor(lengths[idx], device=dev)
-                lab = torch.as_tensor(labels[idx], device=dev)
                 mask = torch.arange(p, device=dev)[None, :] < ln[:, None]
                 x = torch.randn((len(idx), p, k), generator=gen, device=dev)
                 solver.set_timesteps(steps, device=dev)
+                solver.set_begin_index(0)  # else its first step looks its index up (a sync)
+                alpha_bar = solver.alphas_cumprod[solver.timesteps.cpu().long()]  # host scalars
                 if use_cfg:
                     lab2 = torch.cat([lab, torch.full_like(lab, null)])
                     ln2, mask2 = torch.cat([ln, ln]), torch.cat([mask, mask])
                 x_self = None  # self-conditioning: the previous step's clean estimate
-                for t in solver.timesteps:
+                for i, t in enumerate(solver.timesteps):
                     with auto:
                         if use_cfg:
                             xs2 = None if x_self is None else torch.cat([x_self, x_self])
@@ -350,29 +343,20 @@ class TrafficModel:
                         else:
                             out = self.net(x, t, lab, ln, mask, x_self).float()
                     if self_cond:
-                        x_self = clean_estimate(out, x, alpha_bar[int(t)], prediction)
+                        x_self = clean_estimate(out, x, alpha_bar[i], prediction)
                     x = solver.step(out, t, x).prev_sample
-                rows = x[mask]  # flow-major real slots
+                rows = x.reshape(-1, k).index_select(0, real)  # flow-major real slots
                 bits, direction, iat = self.layout.to_bits(rows, tables, gen)
-                parts["codes"].append(self.layout.to_codes(bits, tables).cpu())
-                parts["dir"].append(direction.cpu())
-                parts["iat"].append(iat.cpu())
-                parts["flows"].append(idx)
-        # back to the requested flow order
-        sorted_flows = np.concatenate(parts["flows"])
-        codes = torch.cat(parts["codes"]).numpy()
-        direction = torch.cat(parts["dir"]).numpy()
-        iat = torch.cat(parts["iat"]).numpy()
-        ln_sorted = lengths[sorted_flows]
-        off_sorted = np.zeros(n + 1, np.int64)
-        np.cumsum(ln_sorted, out=off_sorted[1:])
-        inv = np.empty(n, np.int64)
-        inv[sorted_flows] = np.arange(n)
-        start = off_sorted[inv]
-        seg = np.repeat(np.arange(n), lengths)
-        pos = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-        take = start[seg] + pos
-        return codes[take], direction[take], iat[take], None  # type: ignore[return-value]
+                parts["codes"].append(self.layout.to_codes(bits, tables))
+                parts["dir"].append(direction)
+                parts["iat"].append(iat)
+            # back to the requested flow order, on the device, then one copy to the host
+            take = _to(_requested_order(lengths, np.concatenate(groups)), dev)
+            codes, direction, iat = _to_host(
+                [torch.cat(parts[key]).index_select(0, take) for key in ("codes", "dir", "iat")]
+            )
+        # codes are 0..256: the int16 buffer read as uint16 is the same numbers, no copy
+        return codes.view(np.uint16), direction, iat, None  # type: ignore[return-value]
 
     def _check(self, steps: int | None, guidance: float | None) -> tuple[int, float]:
         s = self.default_steps if steps is None else int(steps)
@@ -395,7 +379,7 @@ class TrafficModel:
             offsets = np.zeros(b - a + 1, np.int64)
             np.cumsum(lengths, out=offsets[1:])
             yield FlowTensor(
-                codes=codes.astype(np.uint16),
+                codes=codes,
                 direction=direction,
                 iat=iat,
                 offsets=offsets,
@@ -610,6 +594,82 @@ class TrafficModel:
             "training": self.meta.get("training", {}),
             "validation": self.meta.get("validation", {}),
         }
+
+
+def _length_groups(lengths: NDArray[np.int64], budget: int, wide: bool) -> list[NDArray[np.int64]]:
+    """Flow indices of a chunk in denoiser calls: sorted by length, each group's padded size
+    within ``budget`` packet slots; ``wide`` (CUDA, whose budget holds a whole chunk) also cuts
+    where padding would exceed half the work (the group's longest flow is its last)."""
+    order = np.argsort(lengths, kind="stable")
+    groups = []
+    i, n = 0, len(order)
+    while i < n:
+        j = i + 1
+        while j < n and (j + 1 - i) * lengths[order[j]] <= budget:
+            if wide and lengths[order[j]] > 2 * max(int(lengths[order[i]]), 4):
+                break
+            j += 1
+        groups.append(order[i:j])
+        i = j
+    return groups
+
+
+def _group_inputs(
+    lengths: NDArray[np.int64], labels: NDArray[np.int64], idx: NDArray[np.int64]
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+    """Lengths, labels and the flat indices of the real (unpadded) slots of one group."""
+    ln = lengths[idx]
+    p = int(ln.max())
+    real = np.flatnonzero(np.arange(p)[None, :] < ln[:, None])
+    return ln.astype(np.int64), labels[idx].astype(np.int64), real
+
+
+def _requested_order(
+    lengths: NDArray[np.int64], sorted_flows: NDArray[np.int64]
+) -> NDArray[np.int64]:
+    """Row indices that turn packets stored flow by flow in ``sorted_flows`` order into the
+    chunk's own flow order."""
+    n = len(lengths)
+    off_sorted = np.zeros(n + 1, np.int64)
+    np.cumsum(lengths[sorted_flows], out=off_sorted[1:])
+    inv = np.empty(n, np.int64)
+    inv[sorted_flows] = np.arange(n)
+    seg = np.repeat(np.arange(n), lengths)
+    pos = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return off_sorted[inv][seg] + pos
+
+
+def _to(a: NDArray[Any], dev: Any) -> Any:
+    """A host array on ``dev`` without waiting for the device's queue (the host copy is
+    staged at once, so ``a`` may be reused)."""
+    import torch
+
+    t = torch.from_numpy(np.ascontiguousarray(a))
+    return t if dev.type == "cpu" else t.to(dev, non_blocking=True)
+
+
+def _shape_free_attention() -> Any:
+    """A context that lets ``scaled_dot_product_attention`` use the flash, memory-efficient
+    and math kernels only."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel(
+        [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
+    )
+
+
+def _to_host(tensors: list[Any]) -> list[NDArray[Any]]:
+    """``tensors`` as host arrays; from a GPU through page-locked buffers (several times the
+    speed of a copy to pageable memory), one wait for all of them."""
+    import torch
+
+    if not tensors or not tensors[0].is_cuda:
+        return [t.numpy() for t in tensors]
+    bufs = [torch.empty(t.shape, dtype=t.dtype, pin_memory=True) for t in tensors]
+    for buf, t in zip(bufs, tensors, strict=True):
+        buf.copy_(t, non_blocking=True)
+    torch.cuda.current_stream(tensors[0].device).synchronize()
+    return [b.numpy() for b in bufs]
 
 
 def _prefetch(items: Iterator[FlowTensor]) -> Iterator[FlowTensor]:
