@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -161,8 +160,7 @@ def generate_command(
     if mix is not None:
         model.class_mix(mix)  # an unknown class or a bad share fails here, before any work
     if flows is None:
-        mean = float(model.info().get("mean_packets_per_flow") or model.max_packets / 2)
-        flows = 1000 if packets is None else max(1, math.ceil(1.2 * packets / max(mean, 1.0)))
+        flows = 1000 if packets is None else model.flows_for_packets(packets, mix)
     kwargs = dict(
         classes=mix, steps=steps, guidance=guidance, seed=seed, batch_size=batch_size,
         client_net=client_net, server_net=server_net, progress=True, workers=workers,

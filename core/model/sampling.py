@@ -29,6 +29,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import inspect
 import json
+import math
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import nullcontext
@@ -279,6 +280,16 @@ class TrafficModel:
         gaps = rng.exponential(self.flow_gap_ns, n_flows)
         starts = int(start_ns) + np.concatenate([[0.0], np.cumsum(gaps[1:])]).astype(np.int64)
         return _Plan(labels.astype(np.int64), lengths.astype(np.int64), starts[:n_flows])
+
+    def flows_for_packets(
+        self, packets: int, classes: Mapping[str, float] | Sequence[str] | str | None = None
+    ) -> int:
+        """Flows to plan so that a run of the class mix ``classes`` yields at least ``packets``
+        packets: 1.5 times ``packets`` over the mean planned flow length (repair drops about
+        one packet in eight), plus 16 (the rule of ``netdiffusion generate --packets``)."""
+        pmf = np.diff(self._length_cdf, axis=1, prepend=0.0)
+        mean = float(self.class_mix(classes) @ (pmf @ np.arange(1, self.max_packets + 1)))
+        return max(1, math.ceil(1.5 * max(int(packets), 0) / max(mean, 1.0)) + 16)
 
     # -- sampling -------------------------------------------------------------------------
 
@@ -589,6 +600,16 @@ class TrafficModel:
             "features": self.layout.n_features,
             "parameters": int(sum(p.numel() for p in self.net.parameters())),
             "flops_per_packet_step": self.meta.get("flops_per_packet_step"),
+            "mean_packets_per_flow": round(
+                float(
+                    self.class_mix(None)
+                    @ (
+                        np.diff(self._length_cdf, axis=1, prepend=0.0)
+                        @ np.arange(1, self.max_packets + 1)
+                    )
+                ),
+                3,
+            ),
             "steps": self.default_steps,
             "guidance": self.default_guidance,
             "training": self.meta.get("training", {}),

@@ -59,6 +59,15 @@ def test_generate_other_formats_and_packet_budget(model: Path, tmp_path: Path) -
     assert data.n_flows >= 50 and set(data.classes) <= set(CLASSES)
 
 
+def test_packet_budget_is_met_by_the_bundled_model(tmp_path: Path) -> None:
+    """``--packets N`` plans enough flows for N packets from the model's own flow lengths
+    (the bundled model's flows are short: about 7.6 packets planned, fewer after repair)."""
+    out = tmp_path / "budget.pcap"
+    _run("generate", "--packets", "2500", "--class", "HueBridge", "--seed", "3", "-o", str(out))
+    t, _ = read_capture(out)
+    assert t.n_packets == 2500
+
+
 def test_generate_bad_input_is_one_line(model: Path, tmp_path: Path) -> None:
     out = tmp_path / "x.pcap"
     run = _run("generate", "--model", str(model), "--class", "Nope", "-o", str(out), ok=False)
