@@ -1,16 +1,19 @@
 """The plugin hooks of netdiffusion.
 
-Every hook is a ``register_*`` function: a plugin implements it (decorated with
+Every hook but one is a ``register_*`` function: a plugin implements it (decorated with
 :data:`hookimpl`) and calls the ``register`` callback it receives once per thing it adds. The
-core owns the rest: it validates names, refuses duplicates with a one-line error naming both
-plugins, and records which plugin registered what (``netdiffusion plugins`` shows it).
+exception, :func:`to_traffic`, converts a foreign packet object (a Scapy ``PacketList``) to a
+``Traffic`` for the Python API. The core owns the rest: it validates names, refuses duplicates
+with a one-line error naming both plugins, and records which plugin registered what
+(``netdiffusion plugins`` shows it).
 
 A plugin is a module registered through the entry-point group ``netdiffusion``::
 
     [project.entry-points.netdiffusion]
     myplugin = "my_package.plugin"
 
-Hooks run once, when the plugin manager is loaded; the per-packet hot path never calls a hook.
+Hooks run once, when the plugin manager is loaded (``to_traffic``: once per conversion); the
+per-packet hot path never calls a hook.
 The hook signatures and the ``register`` callbacks are documented in ``docs/plugins.md``.
 """
 
@@ -23,6 +26,7 @@ import pluggy
 if TYPE_CHECKING:
     import click
 
+    from netdiffusion._traffic import Traffic
     from netdiffusion.registry import (
         RegisterEmitter,
         RegisterEncoder,
@@ -41,6 +45,7 @@ __all__ = [
     "register_generators",
     "register_repairers",
     "register_sinks",
+    "to_traffic",
 ]
 
 PROJECT_NAME = "netdiffusion"
@@ -100,4 +105,14 @@ def register_commands(cli: click.Group) -> None:
     """Register CLI commands: add them to the click group ``cli``.
 
     Use ``cli.add_command(command)`` or the ``@cli.command()`` decorator.
+    """
+
+
+@hookspec(firstresult=True)
+def to_traffic(obj: object) -> Traffic | None:
+    """Convert a foreign packet object (e.g. a Scapy ``PacketList``) to a ``Traffic``.
+
+    Return None for objects the plugin does not know, so that the next plugin is asked; the
+    first answer wins. Called once per conversion (``netdiffusion.train``, ``encode``), never
+    per packet; this is how the core accepts other libraries' packets without importing them.
     """

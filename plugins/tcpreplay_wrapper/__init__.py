@@ -55,3 +55,8 @@ __all__ = [
     "tcpreplay_has_write",
     "write_cache",
 ]
+
+
+def scapy_ext(plg: object) -> None:
+    """Scapy's extension loader (``conf.exts.load("netdiffusion")``) calls this on every
+    top-level package of the distribution; the extension itself is ``netdiffusion_scapy``."""

@@ -25,3 +25,8 @@ __all__ = [
     "run_zeek",
     "write_conn_logs",
 ]
+
+
+def scapy_ext(plg: object) -> None:
+    """Scapy's extension loader (``conf.exts.load("netdiffusion")``) calls this on every
+    top-level package of the distribution; the extension itself is ``netdiffusion_scapy``."""
