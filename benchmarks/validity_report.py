@@ -14,46 +14,20 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-_SEV_ERROR, _SEV_WARN = 8388608, 6291456  # Wireshark's PI_ERROR / PI_WARN
-_PREFS = ["-o", "ip.check_checksum:TRUE", "-o", "tcp.check_checksum:TRUE",
-          "-o", "udp.check_checksum:TRUE"]  # fmt: skip
 
 
 def _rates(tshark: str, pcaps: list[Path]) -> tuple[dict[str, float], Counter[str], int]:
-    """Per-packet rates of each verdict over ``pcaps``, TCP-analysis flags by kind, packets."""
-    counts: Counter[str] = Counter()
-    kinds: Counter[str] = Counter()
-    total = 0
-    cols = ["_ws.malformed", "_ws.expert.severity", "tcp.analysis.flags", "ip.checksum.status",
-            "tcp.checksum.status", "udp.checksum.status", "icmp.checksum.status"]  # fmt: skip
-    for pcap in pcaps:
-        cmd = [tshark, "-n", "-r", str(pcap), *_PREFS, "-T", "fields", "-E", "occurrence=a",
-               "-E", "aggregator=,", *(x for c in cols for x in ("-e", c))]  # fmt: skip
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-        for line in out.splitlines():
-            f = (line.split("\t") + [""] * len(cols))[: len(cols)]
-            sev = {int(s) for s in f[1].split(",") if s}
-            total += 1
-            counts["malformed"] += bool(f[0])
-            counts["error"] += any(s >= _SEV_ERROR for s in sev)
-            counts["warning"] += any(_SEV_WARN <= s < _SEV_ERROR for s in sev)
-            counts["tcp_analysis"] += bool(f[2])
-            counts["bad_checksum"] += any(v == "0" for c in f[3:] for v in c.split(","))
-        flt = [tshark, "-n", "-r", str(pcap), "-Y", "tcp.analysis.flags", "-T", "fields",
-               "-e", "_ws.expert.message", "-E", "occurrence=a", "-E", "aggregator=|"]  # fmt: skip
-        for line in subprocess.run(flt, capture_output=True, text=True).stdout.splitlines():
-            for msg in line.split("|"):
-                if msg and not msg.startswith("Connection "):
-                    kinds[msg] += 1
-    names = ("malformed", "error", "warning", "tcp_analysis", "bad_checksum")
-    return {k: counts[k] / max(total, 1) for k in names}, kinds, total
+    """Per-packet rates of each verdict over ``pcaps``, TCP-analysis flags by kind, packets
+    (:func:`netdiffusion.evaluation.validity.tshark_rates`, every packet counted)."""
+    from netdiffusion.evaluation.validity import tshark_rates
+
+    return tshark_rates(pcaps, tshark=tshark)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,6 +23,7 @@ BUILTIN_COMMANDS: tuple[str, ...] = (
     "netdiffusion.commands.train:train_command",
     "netdiffusion.commands.generate:generate_command",
     "netdiffusion.commands.plugins:plugins",
+    "netdiffusion.commands.evaluate:evaluate_command",
     # one line per command, e.g. "netdiffusion.commands.inspect:inspect",
 )
 """``"module:attribute"`` of each core command, registered in this order (``--help`` sorts)."""

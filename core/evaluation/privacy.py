@@ -1,0 +1,181 @@
+"""Privacy: does synthetic traffic copy, or reveal, the flows the model was trained on?
+
+- **Exact copies** (:func:`flow_identity`): a flow's identity is the sequence, over its packets
+  in time order, of (direction, IP protocol, IPv4 total length, TOS, TTL, flags and fragment
+  offset word, TCP flags, TCP window, TCP data offset, ICMP type and code) plus the flow's
+  service port (the responder's port; none for ICMP) and packet count. Left out, because the
+  generator does not learn them or repair re-derives them: IPv4 addresses, the client port, IP
+  ID, checksums, TCP sequence and acknowledgement numbers, TCP option contents (timestamps),
+  timing and payload bytes. ``exact_copies`` counts synthetic flows whose identity is that of
+  some training flow; ``exact_copy_rate`` divides by the synthetic flows; ``exact_copies_long``
+  counts only flows of :data:`LONG_FLOW` packets or more (short flows, a DNS query and its
+  answer, coincide in real traffic all the time: compare with the real-resample baseline).
+- **Nearest-neighbour distance ratio**: flows as standardised flow-statistics vectors
+  (:func:`netdiffusion.evaluation._features.flow_features`, each column scaled by the training
+  flows' mean and standard deviation); the mean Euclidean distance from each synthetic flow to
+  its nearest training flow, divided by the same mean for held-out real flows. Near 1: synthetic
+  flows sit as far from the training flows as new real flows do; near 0: they hug the training
+  flows (memorisation).
+- **Membership inference AUC**: the attacker scores a candidate flow by minus its distance to
+  the closest synthetic flow; members are training flows, non-members held-out real flows (as
+  many of each, at most 4000). ROC AUC 0.5: membership cannot be told; 1: always.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from netdiffusion import fidelity as fd
+from netdiffusion._traffic import PROTO_ICMP, PROTO_TCP, Traffic
+from netdiffusion.evaluation._features import flow_features
+
+__all__ = [
+    "LONG_FLOW",
+    "exact_copies",
+    "flow_identity",
+    "membership_auc",
+    "nearest_distances",
+    "privacy_figures",
+]
+
+#: Flows of at least this many packets count in ``exact_copies_long``.
+LONG_FLOW = 5
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+
+
+def _mix(x: NDArray[np.uint64]) -> NDArray[np.uint64]:
+    """A 64-bit finaliser (splitmix64): every input bit moves every output bit."""
+    with np.errstate(over="ignore"):
+        x = x.astype(np.uint64)
+        x = (x ^ (x >> np.uint64(30))) * _M1
+        x = (x ^ (x >> np.uint64(27))) * _M2
+        return x ^ (x >> np.uint64(31))
+
+
+def _combine(h: NDArray[np.uint64], v: NDArray[np.integer]) -> NDArray[np.uint64]:
+    with np.errstate(over="ignore"):
+        return _mix(h * np.uint64(0x100000001B3) + np.asarray(v).astype(np.uint64))
+
+
+def flow_identity(t: Traffic) -> NDArray[np.uint64]:
+    """A 64-bit identity per flow (see the module docstring); equal flows, equal identities."""
+    keep = np.flatnonzero(t.flow >= 0)
+    order = keep[np.lexsort((keep, t.ts_ns[keep], t.flow[keep]))]
+    flow = t.flow[order]
+    ip, l4 = t.ip[order], t.l4[order]
+    proto = ip[:, 9]
+    tcp = proto == PROTO_TCP
+    icmp = proto == PROTO_ICMP
+    d = t.direction[order].astype(np.int64)
+    h = np.zeros(len(order), np.uint64)
+    for col in (
+        d,
+        proto,
+        (ip[:, 2].astype(np.int64) << 8) | ip[:, 3],
+        ip[:, 1],
+        ip[:, 8],
+        (ip[:, 6].astype(np.int64) << 8) | ip[:, 7],
+        np.where(tcp, l4[:, 13], 0),
+        np.where(tcp, (l4[:, 14].astype(np.int64) << 8) | l4[:, 15], 0),
+        np.where(tcp, l4[:, 12] >> 4, 0),
+        np.where(icmp, (l4[:, 0].astype(np.int64) << 8) | l4[:, 1], 0),
+    ):
+        h = _combine(h, col)
+    start = np.ones(len(order), np.bool_)
+    start[1:] = flow[1:] != flow[:-1]
+    first = np.maximum.accumulate(np.where(start, np.arange(len(order)), 0))
+    rank = (np.arange(len(order)) - first).astype(np.uint64)
+    with np.errstate(over="ignore"):
+        per_packet = _mix(h ^ _mix(rank + np.uint64(1)))
+    out = np.zeros(t.n_flows, np.uint64)
+    np.add.at(out, flow, per_packet)  # wraps modulo 2^64
+    svc = np.where(d == 0, (l4[:, 2].astype(np.int64) << 8) | l4[:, 3],
+                     (l4[:, 0].astype(np.int64) << 8) | l4[:, 1])  # fmt: skip
+    port = np.zeros(t.n_flows, np.int64)
+    port[flow[start]] = np.where(icmp[start], -1, svc[start])
+    count = np.bincount(flow, minlength=t.n_flows)
+    return _combine(_combine(out, port & 0xFFFFFFFF), count)
+
+
+def exact_copies(synthetic: NDArray[np.uint64], train: NDArray[np.uint64]) -> tuple[int, float]:
+    """Synthetic identities found among the training ones: (count, share of synthetic)."""
+    hit = np.isin(synthetic, train)
+    return int(hit.sum()), float(hit.mean()) if len(hit) else float("nan")
+
+
+def _standardise(
+    train: NDArray[np.float32], *others: NDArray[np.float32]
+) -> list[NDArray[np.float64]]:
+    mu = train.mean(axis=0)
+    sd = train.std(axis=0)
+    sd[sd == 0] = 1.0
+    return [(x.astype(np.float64) - mu) / sd for x in (train, *others)]
+
+
+def nearest_distances(
+    query: NDArray[np.floating], ref: NDArray[np.floating]
+) -> NDArray[np.float64]:
+    """Euclidean distance from each ``query`` row to its nearest ``ref`` row."""
+    from sklearn.neighbors import NearestNeighbors
+
+    if not len(query) or not len(ref):
+        return np.zeros(0, np.float64)
+    nn = NearestNeighbors(n_neighbors=1).fit(ref)
+    return nn.kneighbors(query)[0][:, 0].astype(np.float64)
+
+
+def membership_auc(
+    members: NDArray[np.floating],
+    non_members: NDArray[np.floating],
+    synthetic: NDArray[np.floating],
+    *,
+    seed: int = 0,
+    max_rows: int = 4000,
+) -> float:
+    """ROC AUC of the distance-to-closest-synthetic attack telling ``members`` from
+    ``non_members`` (as many of each, at most ``max_rows``); NaN when a side is empty."""
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(seed)
+    n = min(len(members), len(non_members), max_rows)
+    if n == 0 or not len(synthetic):
+        return float("nan")
+    a = members[rng.choice(len(members), n, replace=False)]
+    b = non_members[rng.choice(len(non_members), n, replace=False)]
+    score = -nearest_distances(np.concatenate([a, b]), synthetic)
+    y = np.r_[np.ones(n), np.zeros(n)]
+    return float(roc_auc_score(y, score))
+
+
+def privacy_figures(
+    train: Traffic, synthetic: Traffic, heldout: Traffic, *, seed: int = 0
+) -> dict[str, float]:
+    """``exact_copies``, ``exact_copy_rate``, ``exact_copies_long``, ``nn_distance_ratio``
+    (with ``nn_distance.synthetic`` and ``nn_distance.heldout``) and ``membership_auc`` of
+    ``synthetic`` against the training flows ``train``, held-out real flows ``heldout`` as
+    the reference."""
+    out: dict[str, float] = {}
+    ids_train = flow_identity(train)
+    ids_syn = flow_identity(synthetic)
+    count, rate = exact_copies(ids_syn, ids_train)
+    out["exact_copies"] = count
+    out["exact_copy_rate"] = rate
+    lengths = np.bincount(synthetic.flow[synthetic.flow >= 0], minlength=synthetic.n_flows)
+    long = lengths >= LONG_FLOW
+    out["exact_copies_long"] = exact_copies(ids_syn[long], ids_train)[0]
+    x_train, x_syn, x_held = _standardise(
+        flow_features(fd.flow_fields(train)),
+        flow_features(fd.flow_fields(synthetic)),
+        flow_features(fd.flow_fields(heldout)),
+    )
+    d_syn = nearest_distances(x_syn, x_train)
+    d_held = nearest_distances(x_held, x_train)
+    m_syn = float(d_syn.mean()) if len(d_syn) else float("nan")
+    m_held = float(d_held.mean()) if len(d_held) else float("nan")
+    out["nn_distance.synthetic"] = m_syn
+    out["nn_distance.heldout"] = m_held
+    out["nn_distance_ratio"] = m_syn / m_held if m_held > 0 else float("nan")
+    out["membership_auc"] = membership_auc(x_train, x_held, x_syn, seed=seed)
+    return out
