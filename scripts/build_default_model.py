@@ -46,6 +46,17 @@ def split_files(captures: Path) -> tuple[list[Path], list[Path]]:
     return train, held_out
 
 
+def _weights(spec: str) -> dict[str, float]:
+    """``name=value,...`` as a dict (empty string: none)."""
+    out = {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"error: --feature-weights item {item!r} is not name=value")
+        out[name.strip()] = float(value)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Train the bundled model; returns the exit status."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -63,6 +74,12 @@ def main(argv: list[str] | None = None) -> int:
         choices=["sample", "v_prediction", "epsilon"],
         help="what the denoiser predicts; x0 ('sample') gave far more faithful bits than "
         "v_prediction in our measurements",
+    )
+    ap.add_argument(
+        "--feature-weights",
+        default="",
+        help="loss weights of feature groups, e.g. direction=8,iat=4 (see "
+        "netdiffusion.model.features.WEIGHT_GROUPS); default: every feature weighs the same",
     )
     ap.add_argument("--checkpoint-every", type=int, default=1000)
     ap.add_argument("--resume", action="store_true")
@@ -93,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         resume=args.resume,
         prediction_type=args.prediction_type,
         keep_checkpoint=False,
+        feature_weights=_weights(args.feature_weights),
         name="netdiffusion-default-iot8",
     )
     held = {

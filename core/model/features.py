@@ -26,6 +26,7 @@ Model space column order: active bits (ascending encoder index), then ``tcp``, `
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -104,6 +105,21 @@ class ModelBatch:
     length: torch.Tensor
 
 
+#: Feature groups :meth:`FeatureLayout.loss_weights` can weigh: ``("bits", start, end)``, the
+#: active bits of an nPrint bit range, or ``("extra", i, j)``, extra features ``i..j-1`` after
+#: the active bits (TCP/UDP/ICMP block scores, direction, inter-arrival time).
+WEIGHT_GROUPS: dict[str, tuple[str, int, int]] = {
+    "ip_length": ("bits", 16, 32),  # IPv4 total length
+    "ip_ttl": ("bits", 64, 72),
+    "tcp_offset": ("bits", 576, 580),  # TCP data offset: header length, hence payload length
+    "tcp_flags": ("bits", 584, 592),
+    "tcp_window": ("bits", 592, 608),
+    "l4_kind": ("extra", 0, 3),
+    "direction": ("extra", 3, 4),
+    "iat": ("extra", 4, 5),
+}
+
+
 @dataclass
 class FeatureLayout:
     """Which encoder features the model sees and how the others are restored (see module doc).
@@ -129,6 +145,24 @@ class FeatureLayout:
     def n_features(self) -> int:
         """Model-space width ``K``: active bits, three block features, direction, iat."""
         return len(self.active) + 5
+
+    def loss_weights(self, weights: Mapping[str, float] | None) -> NDArray[np.float32]:
+        """Per-feature training loss weights ``[K]`` (mean 1) from weights of named groups
+        (:data:`WEIGHT_GROUPS`); features of no named group weigh 1."""
+        w = np.ones(self.n_features, np.float32)
+        a = self.n_active_bits
+        for name, value in (weights or {}).items():
+            if name not in WEIGHT_GROUPS:
+                known = ", ".join(WEIGHT_GROUPS)
+                raise ModelError(f"unknown feature group {name!r}; known groups: {known}")
+            if not value > 0:
+                raise ModelError(f"feature weight {name}={value!r} is not a positive number")
+            kind, lo, hi = WEIGHT_GROUPS[name]
+            if kind == "extra":
+                w[a + lo : a + hi] = value
+            else:
+                w[:a][(self.active >= lo) & (self.active < hi)] = value
+        return w / w.mean()
 
     # -- construction ---------------------------------------------------------------------
 

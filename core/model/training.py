@@ -28,7 +28,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -306,9 +306,11 @@ def _loss_terms(
     prediction: str,
     timesteps: Any = None,
     self_condition: bool = False,
+    weights: Any = None,
 ) -> Any:
     """Per-flow masked MSE of the model's prediction ``[b]`` (self-conditioned on its own
-    first estimate in half the batches when ``self_condition``)."""
+    first estimate in half the batches when ``self_condition``; features weighted by
+    ``weights`` ``[K]`` of mean 1 when given)."""
     import torch
 
     from netdiffusion.model.denoiser import clean_estimate
@@ -334,7 +336,8 @@ def _loss_terms(
             a = scheduler.alphas_cumprod[timesteps][:, None, None]
             x_self = clean_estimate(first, noisy, a, prediction).detach() * mask[..., None]
     out = model(noisy, timesteps, label, length, mask, x_self).float()
-    err = ((out - target) ** 2).mean(dim=2) * mask
+    sq = (out - target) ** 2
+    err = (sq if weights is None else sq * weights).mean(dim=2) * mask
     return err.sum(dim=1) / mask.sum(dim=1).clamp(min=1)
 
 
@@ -362,6 +365,7 @@ def train_model(
     name: str | None = None,
     sampling_steps: int = DEFAULT_STEPS,
     sampling_guidance: float = DEFAULT_GUIDANCE,
+    feature_weights: Mapping[str, float] | None = None,
 ) -> TrainResult:
     """Train a model on labelled flows and write the model directory ``out_dir``.
 
@@ -370,7 +374,9 @@ def train_model(
     ``steps`` optimizer steps of ``batch_size`` flows per process. Validation holds out whole
     capture files: ``val_files`` names them (paths as in ``traffic.files``, or their file
     names), else about ``val_fraction`` of each class's files. ``checkpoint_every`` > 0 writes
-    ``out_dir/checkpoint`` that often; ``resume`` continues from it. Raises :class:`ModelError`.
+    ``out_dir/checkpoint`` that often; ``resume`` continues from it. ``feature_weights``
+    weighs named feature groups in the loss (``{"direction": 8, ...}``; see
+    :data:`~netdiffusion.model.features.WEIGHT_GROUPS`). Raises :class:`ModelError`.
     """
     import torch
     from accelerate import Accelerator
@@ -440,6 +446,7 @@ def train_model(
         "seed": seed,
         "batch_size": batch_size,
         "processes": world,
+        "feature_weights": dict(feature_weights or {}),
     }
     if resume and (ckpt / "state.json").is_file():
         state = _load_checkpoint(ckpt, model, ema, optimizer)
@@ -464,6 +471,7 @@ def train_model(
     )
     sched_dev.alphas_cumprod = sched_dev.alphas_cumprod.to(dev)
 
+    loss_w = torch.as_tensor(layout.loss_weights(feature_weights), device=dev)
     # class-balanced-ish sampling: class weight ~ sqrt(flow count)
     tl = ft.label[train_idx]
     counts = np.bincount(tl, minlength=n_classes).astype(np.float64)
@@ -498,7 +506,7 @@ def train_model(
         with acc.autocast():
             loss = _loss_terms(
                 model, sched_dev, x0, mask, lab, ln, gen, prediction_type,
-                self_condition=bool(cfg.get("self_condition")),
+                self_condition=bool(cfg.get("self_condition")), weights=loss_w,
             ).mean()  # fmt: skip
         acc.backward(loss)
         acc.clip_grad_norm_(model.parameters(), 1.0)
@@ -570,6 +578,7 @@ def train_model(
             prep, ft, layout, train_idx, val_idx, is_val, cfg, cpu_model, result,
             prediction_type=prediction_type, batch_size=batch_size, lr=lr, seed=seed,
             class_dropout=class_dropout, ema_decay=ema_decay, world=world,
+            feature_weights=dict(feature_weights or {}),
             device=str(dev) + (" bf16" if cuda else ""), name=name or out.name,
             sampling_steps=sampling_steps, sampling_guidance=sampling_guidance,
         )  # fmt: skip
@@ -683,6 +692,7 @@ def _meta(
             "seed": kw["seed"],
             "class_dropout": kw["class_dropout"],
             "ema_decay": kw["ema_decay"],
+            "feature_weights": kw["feature_weights"],
             "final_loss": result.final_loss,
             "seconds": round(result.seconds, 1),
             "device": kw["device"],

@@ -169,6 +169,29 @@ def test_feature_layout_round_trip(traffic) -> None:
     assert np.allclose(real[:, -1], packed[:n0, -1].astype(np.float32), atol=2e-3)
 
 
+def test_loss_weights_name_feature_groups(traffic, tmp_path: Path) -> None:
+    from netdiffusion.encoding import encode_flows
+    from netdiffusion.model import ModelError, train_model
+    from netdiffusion.model.features import FeatureLayout
+
+    layout = FeatureLayout.learn(encode_flows(traffic, max_packets=16))
+    a = layout.n_active_bits
+    w = layout.loss_weights({"direction": 8, "ip_length": 4})
+    assert w.shape == (layout.n_features,) and abs(float(w.mean()) - 1) < 1e-6
+    length_bits = (layout.active >= 16) & (layout.active < 32)
+    assert length_bits.any()
+    assert w[a + 3] == pytest.approx(2 * w[:a][length_bits][0])  # direction 8, length bits 4
+    assert w[a + 4] == pytest.approx(w[0])  # unnamed features keep the base weight
+    assert (layout.loss_weights(None) == 1).all()
+    with pytest.raises(ModelError, match="unknown feature group 'nope'"):
+        layout.loss_weights({"nope": 2})
+    # a weighted model trains, records its weights, and generates
+    kw = {"max_packets": 16, "config": TINY, "batch_size": 16, "progress": False}
+    train_model(traffic, tmp_path / "w", steps=10, feature_weights={"direction": 8}, **kw)
+    meta = json.loads((tmp_path / "w" / "netdiffusion.json").read_text())
+    assert meta["training"]["feature_weights"] == {"direction": 8}
+
+
 def test_resume_continues_step_count(traffic, tmp_path: Path) -> None:
     from netdiffusion.model import train_model
 
