@@ -26,6 +26,7 @@ __all__ = [
     "assemble_flows",
     "cap_flows",
     "flow_keys",
+    "rank_in_flow",
 ]
 
 SECOND_NS = 1_000_000_000
@@ -228,17 +229,27 @@ def assemble_flows(traffic: Traffic) -> Traffic:
     )
 
 
+def rank_in_flow(
+    flow: NDArray[np.int64], ts_ns: NDArray[np.int64], rows: NDArray[np.int64] | None = None
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Packets ``rows`` (default: all) sorted by (flow, time, index), and each one's position
+    in its flow in that order (0 for a flow's first packet)."""
+    rows = np.arange(len(flow)) if rows is None else rows
+    order = rows[np.lexsort((rows, ts_ns[rows], flow[rows]))]
+    s_flow = flow[order]
+    starts = np.ones(len(order), np.bool_)
+    starts[1:] = s_flow[1:] != s_flow[:-1]
+    first = np.maximum.accumulate(np.where(starts, np.arange(len(order)), 0))
+    return order, np.arange(len(order)) - first
+
+
 def cap_flows(traffic: Traffic, max_packets: int) -> tuple[Traffic, int]:
     """Keep each flow's first ``max_packets`` packets (by time); returns the traffic and how many
     flows were truncated."""
     if max_packets < 1:
         raise ValueError(f"max_packets must be at least 1, got {max_packets}")
-    order = np.lexsort((np.arange(traffic.n_packets), traffic.ts_ns, traffic.flow))
+    order, rank = rank_in_flow(traffic.flow, traffic.ts_ns)
     s_flow = traffic.flow[order]
-    starts = np.ones(len(order), np.bool_)
-    starts[1:] = s_flow[1:] != s_flow[:-1]
-    first = np.maximum.accumulate(np.where(starts, np.arange(len(order)), 0))
-    rank = np.arange(len(order)) - first
     keep_sorted = rank < max_packets
     truncated = int(np.unique(s_flow[~keep_sorted]).size)
     keep = np.zeros(traffic.n_packets, np.bool_)

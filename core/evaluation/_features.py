@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 from netdiffusion import fidelity as fd
 from netdiffusion._traffic import Traffic
 from netdiffusion.encoding import packet_bits
+from netdiffusion.flows import rank_in_flow
 from netdiffusion.nprint import N_BITS
 
 __all__ = ["NPRINT_PACKETS", "flow_features", "nprint_features"]
@@ -43,12 +44,8 @@ def nprint_features(t: Traffic, packets: int = NPRINT_PACKETS) -> NDArray[np.int
     out = np.full((t.n_flows, packets, N_BITS), -1, np.int8)
     keep = np.flatnonzero(t.flow >= 0)
     if len(keep):
-        order = keep[np.lexsort((keep, t.ts_ns[keep], t.flow[keep]))]
+        order, rank = rank_in_flow(t.flow, t.ts_ns, keep)
         flow = t.flow[order]
-        start = np.ones(len(order), np.bool_)
-        start[1:] = flow[1:] != flow[:-1]
-        first = np.maximum.accumulate(np.where(start, np.arange(len(order)), 0))
-        rank = np.arange(len(order)) - first
         sel = rank < packets
         rows = order[sel]
         out[flow[sel], rank[sel]] = packet_bits(t.take(rows), mask_addresses=True)
