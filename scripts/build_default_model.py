@@ -46,6 +46,11 @@ def split_files(captures: Path) -> tuple[list[Path], list[Path]]:
     return train, held_out
 
 
+#: Loss weights of the bundled model: the fields that decide a flow's structure (who sends,
+#: when, how much, which flags) weigh more than the other header bits.
+DEFAULT_WEIGHTS = "direction=8,iat=4,ip_length=4,tcp_offset=2,tcp_flags=4"
+
+
 def _weights(spec: str) -> dict[str, float]:
     """``name=value,...`` as a dict (empty string: none)."""
     out = {}
@@ -62,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--out", type=Path, default=ROOT / "core" / "model" / "default")
-    ap.add_argument("--steps", type=int, default=6000)
+    ap.add_argument("--steps", type=int, default=10000)
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--width", type=int, default=None)
@@ -77,9 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument(
         "--feature-weights",
-        default="",
-        help="loss weights of feature groups, e.g. direction=8,iat=4 (see "
-        "netdiffusion.model.features.WEIGHT_GROUPS); default: every feature weighs the same",
+        default=DEFAULT_WEIGHTS,
+        help="loss weights of feature groups (see netdiffusion.model.features.WEIGHT_GROUPS; "
+        "'' for equal weights); the bundled model's: %(default)s",
     )
     ap.add_argument("--checkpoint-every", type=int, default=1000)
     ap.add_argument("--resume", action="store_true")

@@ -126,7 +126,14 @@ def model_card(meta: dict[str, Any]) -> str:
         "",
         f"- steps {tr.get('steps')}, batch {tr.get('batch_size')} flows x "
         f"{tr.get('processes', 1)} processes, learning rate {tr.get('lr')}, seed {tr.get('seed')}, "
-        f"class dropout {tr.get('class_dropout')}, EMA {tr.get('ema_decay')}",
+        f"class dropout {tr.get('class_dropout')}, EMA {tr.get('ema_decay')}"
+        + (
+            "; loss weights "
+            + ", ".join(f"{k} {v:g}" for k, v in tr["feature_weights"].items())
+            + " (other features 1)"
+            if tr.get("feature_weights")
+            else ""
+        ),
         f"- final training loss {_fmt(tr.get('final_loss'))}; "
         f"{float(tr.get('seconds') or 0):.0f} s on "
         f"{tr.get('device')}",
