@@ -48,7 +48,7 @@ def split_files(captures: Path) -> tuple[list[Path], list[Path]]:
 
 #: Loss weights of the bundled model: the fields that decide a flow's structure (who sends,
 #: when, how much, which flags) weigh more than the other header bits.
-DEFAULT_WEIGHTS = "direction=8,iat=4,ip_length=4,tcp_offset=2,tcp_flags=4"
+DEFAULT_WEIGHTS = "direction=16,iat=8,ip_length=6,tcp_offset=3,tcp_flags=6,l4_kind=2"
 
 
 def _weights(spec: str) -> dict[str, float]:
