@@ -14,6 +14,8 @@ What it delivers:
 Registered with netdiffusion through the entry point ``tcpreplay = netdiffusion_tcpreplay.plugin``.
 """
 
+from netdiffusion.api import scapy_ext as scapy_ext  # conf.exts asks every top package
+
 from ._cache import (
     C2S,
     DEFAULT_CLIENT_NET,
@@ -55,8 +57,3 @@ __all__ = [
     "tcpreplay_has_write",
     "write_cache",
 ]
-
-
-def scapy_ext(plg: object) -> None:
-    """Scapy's extension loader (``conf.exts.load("netdiffusion")``) calls this on every
-    top-level package of the distribution; the extension itself is ``netdiffusion_scapy``."""

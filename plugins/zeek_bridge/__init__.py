@@ -9,6 +9,8 @@ signatures. With a ``zeek`` binary on PATH the real Zeek can run instead (``--en
 Registered with netdiffusion through the entry point ``zeek = netdiffusion_zeek.plugin``.
 """
 
+from netdiffusion.api import scapy_ext as scapy_ext  # conf.exts asks every top package
+
 from ._api import ConnLogWriter, ZeekError, conn_log, run_zeek, write_conn_logs
 from ._conn import DEFAULT_LIKELY_SERVER_PORTS, DEFAULT_LOCAL_NETS, ConnOptions
 from ._log import CONN_FIELDS, CONN_TYPES
@@ -25,8 +27,3 @@ __all__ = [
     "run_zeek",
     "write_conn_logs",
 ]
-
-
-def scapy_ext(plg: object) -> None:
-    """Scapy's extension loader (``conf.exts.load("netdiffusion")``) calls this on every
-    top-level package of the distribution; the extension itself is ``netdiffusion_scapy``."""
