@@ -420,15 +420,9 @@ def train_random_forest(
     n_jobs: int | None = None,
 ) -> Any:
     """A fitted scikit-learn ``RandomForestClassifier`` (class-balanced) on ``x``, ``y``."""
-    from sklearn.ensemble import RandomForestClassifier
+    from netdiffusion.evaluation.utility import make_classifier
 
-    clf = RandomForestClassifier(
-        n_estimators=n_estimators,
-        random_state=seed,
-        class_weight="balanced",
-        min_samples_leaf=2,
-        n_jobs=n_jobs,
-    )
+    clf = make_classifier("rf", seed, trees=n_estimators).set_params(n_jobs=n_jobs)
     clf.fit(x, y)
     return clf
 
@@ -442,30 +436,11 @@ def discriminator_auc(
     folds: int = 3,
     max_rows: int = 4000,
 ) -> float:
-    """Cross-validated ROC AUC of a random forest telling ``real`` rows from ``other`` rows
-    (0.5: indistinguishable, 1: fully separable); NaN when a side has fewer than ``folds``
-    rows. Both sides are subsampled to the same size (at most ``max_rows``): with unbalanced
-    sides, rows duplicated across them (common in real traffic) push the AUC below 0.5."""
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    """Cross-validated ROC AUC of a random forest telling ``real`` rows from ``other`` rows on
+    the flow fields ``names`` (0.5: indistinguishable, 1: fully separable): the evaluation
+    suite's :func:`~netdiffusion.evaluation.utility.discriminator` (sides subsampled to one
+    size, equal rows kept in one fold); NaN when a side has fewer than ``folds`` rows."""
+    from netdiffusion.evaluation.utility import discriminator
 
-    rng = np.random.default_rng(seed)
-    n = min(len(real), len(other), max_rows)
-    sides = []
-    for f in (real, other):
-        x = flow_matrix(f, names)
-        if len(x) > n:
-            x = x[rng.choice(len(x), n, replace=False)]
-        sides.append(x)
-    if min(len(s) for s in sides) < folds:
-        return float("nan")
-    x = np.concatenate(sides)
-    y = np.r_[np.zeros(len(sides[0]), np.int64), np.ones(len(sides[1]), np.int64)]
-    from sklearn.ensemble import RandomForestClassifier
-    from sklearn.metrics import roc_auc_score
-
-    clf = RandomForestClassifier(
-        n_estimators=100, random_state=seed, class_weight="balanced", min_samples_leaf=2
-    )
-    cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    prob = cross_val_predict(clf, x, y, cv=cv, method="predict_proba")[:, 1]
-    return float(roc_auc_score(y, prob))
+    x_real, x_other = flow_matrix(real, names), flow_matrix(other, names)
+    return discriminator(x_real, x_other, seed=seed, folds=folds, max_rows=max_rows)[0]
