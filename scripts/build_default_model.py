@@ -87,6 +87,12 @@ def main(argv: list[str] | None = None) -> int:
         "'' for equal weights); the bundled model's: %(default)s",
     )
     ap.add_argument("--checkpoint-every", type=int, default=1000)
+    ap.add_argument(
+        "--time-limit",
+        type=float,
+        default=None,
+        help="seconds: cut --steps to what fits (the model card records the steps done)",
+    )
     ap.add_argument("--resume", action="store_true")
     args = ap.parse_args(argv)
 
@@ -113,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         checkpoint_every=args.checkpoint_every,
         resume=args.resume,
+        time_limit=args.time_limit,
         prediction_type=args.prediction_type,
         keep_checkpoint=False,
         feature_weights=_weights(args.feature_weights),

@@ -65,6 +65,14 @@ from netdiffusion.inputs import read_flows
     show_default=True,
     help="Write MODEL_DIR/checkpoint every N steps (0: never).",
 )
+@click.option(
+    "--time-limit",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="SECONDS",
+    help="Train for at most this many seconds: after 100 timed steps, --steps is cut to what fits "
+    "and the learning rate anneals over that; the model card records the steps done.",
+)
 @click.option("--resume", is_flag=True, help="Continue from MODEL_DIR/checkpoint.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for reproducibility.")
 def train_command(
@@ -80,6 +88,7 @@ def train_command(
     layers: int | None,
     val_files: tuple[str, ...],
     checkpoint_every: int,
+    time_limit: float | None,
     resume: bool,
     seed: int,
 ) -> None:
@@ -94,6 +103,7 @@ def train_command(
     Examples:
       netdiffusion train iot-sentinel/captures --labels folder -o model/ --steps 5000
       netdiffusion train data.safetensors -o model/ --resume
+      netdiffusion train data.safetensors -o model/ --steps 100000 --time-limit 3600
       CUDA_VISIBLE_DEVICES= accelerate launch --multi_gpu --num_processes 2 \\
           -m netdiffusion train data.safetensors -o model/
     """
@@ -121,6 +131,7 @@ def train_command(
         val_files=list(val_files) or None,
         checkpoint_every=checkpoint_every,
         resume=resume,
+        time_limit=time_limit,
     )
     val = "n/a" if result.val_loss is None else f"{result.val_loss:.4f}"
     click.echo(

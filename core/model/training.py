@@ -57,6 +57,7 @@ __all__ = [
     "DEFAULT_GUIDANCE",
     "DEFAULT_MAX_PACKETS",
     "DEFAULT_STEPS",
+    "TIME_PROBE_STEPS",
     "TrainResult",
     "main",
     "train_model",
@@ -75,6 +76,8 @@ DEFAULT_MAX_PACKETS = 64
 #: Sampling defaults recorded in new models.
 DEFAULT_STEPS = 8
 DEFAULT_GUIDANCE = 1.0
+#: Steps timed before a ``time_limit`` run settles its step count.
+TIME_PROBE_STEPS = 100
 _CHECKPOINT = "checkpoint"
 _VAL_FLOWS_MAX = 2048
 
@@ -366,6 +369,7 @@ def train_model(
     sampling_steps: int = DEFAULT_STEPS,
     sampling_guidance: float = DEFAULT_GUIDANCE,
     feature_weights: Mapping[str, float] | None = None,
+    time_limit: float | None = None,
 ) -> TrainResult:
     """Train a model on labelled flows and write the model directory ``out_dir``.
 
@@ -376,7 +380,11 @@ def train_model(
     names), else about ``val_fraction`` of each class's files. ``checkpoint_every`` > 0 writes
     ``out_dir/checkpoint`` that often; ``resume`` continues from it. ``feature_weights``
     weighs named feature groups in the loss (``{"direction": 8, ...}``; see
-    :data:`~netdiffusion.model.features.WEIGHT_GROUPS`). Raises :class:`ModelError`.
+    :data:`~netdiffusion.model.features.WEIGHT_GROUPS`). ``time_limit`` (seconds, whole run): after
+    the first :data:`TIME_PROBE_STEPS` steps the step count is cut to what fits, measured at that
+    pace (rank 0's measure on every rank), and the learning-rate schedule anneals over the cut
+    count; the steps done are recorded, and ``steps=`` that count re-runs the same schedule.
+    Raises :class:`ModelError`.
     """
     import torch
     from accelerate import Accelerator
@@ -391,6 +399,8 @@ def train_model(
         )
     if steps < 1 or batch_size < 1:
         raise ModelError("steps and batch size must be at least 1")
+    if time_limit is not None and time_limit <= 0:
+        raise ModelError("the time limit must be positive")
     t_start = time.perf_counter()
     out = Path(out_dir)
     use_cpu = os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes")
@@ -491,7 +501,11 @@ def train_model(
     run_loss = history[-1][1] if history else float("nan")
     null = n_classes
     model.train()
-    for step in range(start_step, steps):
+    planned_steps = steps
+    probe_at = start_step + min(TIME_PROBE_STEPS, steps - start_step)
+    t_loop = time.perf_counter()
+    step = start_step
+    while step < steps:
         rng = np.random.default_rng([seed, step, rank])
         gen = torch.Generator(device=dev).manual_seed(int(rng.integers(2**62)))
         idx_np = train_idx[rng.choice(len(train_idx), size=batch_size, p=prob)]
@@ -532,6 +546,11 @@ def train_model(
                     {"step": step + 1, "fingerprint": fingerprint, "history": history},
                 )
             acc.wait_for_everyone()
+        step += 1
+        if time_limit is not None and step == probe_at and step < steps:
+            steps = _steps_within(time_limit, t_start, t_loop, step - start_step, step, steps, dev)
+            bar.total = steps
+            bar.refresh()
     bar.close()
     acc.wait_for_everyone()
 
@@ -581,10 +600,29 @@ def train_model(
             feature_weights=dict(feature_weights or {}),
             device=str(dev) + (" bf16" if cuda else ""), name=name or out.name,
             sampling_steps=sampling_steps, sampling_guidance=sampling_guidance,
+            planned_steps=planned_steps if steps != planned_steps else None,
+            time_limit=time_limit,
         )  # fmt: skip
         write_meta(out, meta)
     acc.wait_for_everyone()
     return result
+
+
+def _steps_within(
+    time_limit: float, t_start: float, t_loop: float, done: int, step: int, steps: int, dev: Any
+) -> int:
+    """The step count that ends the run within ``time_limit`` seconds of ``t_start`` at the
+    pace of the ``done`` steps since ``t_loop`` (at most ``steps``, at least ``step``); rank 0
+    decides for every rank."""
+    import torch
+    from accelerate.utils import broadcast
+
+    now = time.perf_counter()
+    per_step = (now - t_loop) / max(done, 1)
+    # what is left after the loop: EMA swap, validation and writing (about 2 % of the budget)
+    left = time_limit * 0.98 - (now - t_start)
+    want = min(steps, step + max(0, int(left / per_step)))
+    return int(broadcast(torch.tensor([want], device=dev)).item())
 
 
 def _validate(
@@ -698,6 +736,11 @@ def _meta(
             "device": kw["device"],
             "resumed_from": result.resumed_from,
             "history": result.history,
+            **(
+                {"planned_steps": kw["planned_steps"], "time_limit": kw["time_limit"]}
+                if kw.get("planned_steps") is not None
+                else {}
+            ),
         },
         "validation": {
             "split": "by capture file",
