@@ -70,8 +70,8 @@ from netdiffusion.inputs import read_flows
     type=click.FloatRange(min=0, min_open=True),
     default=None,
     metavar="SECONDS",
-    help="Train for at most this many seconds: after 100 timed steps, --steps is cut to what fits "
-    "and the learning rate anneals over that; the model card records the steps done.",
+    help="Train for at most this many seconds: after 120 steps (100 timed), --steps is cut to "
+    "what fits and the learning rate anneals over that; the model card records the steps done.",
 )
 @click.option("--resume", is_flag=True, help="Continue from MODEL_DIR/checkpoint.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for reproducibility.")

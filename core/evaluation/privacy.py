@@ -2,14 +2,17 @@
 
 - **Exact copies** (:func:`flow_identity`): a flow's identity is the sequence, over its packets
   in time order, of (direction, IP protocol, IPv4 total length, TOS, TTL, flags and fragment
-  offset word, TCP flags, TCP window, TCP data offset, ICMP type and code) plus the flow's
+  offset word, TCP flags, TCP window, TCP data offset, ICMP type and code, and the gap since the
+  flow's previous packet in whole microseconds, the resolution of a pcap record) plus the flow's
   service port (the responder's port; none for ICMP) and packet count. Left out, because the
   generator does not learn them or repair re-derives them: IPv4 addresses, the client port, IP
-  ID, checksums, TCP sequence and acknowledgement numbers, TCP option contents (timestamps),
-  timing and payload bytes. ``exact_copies`` counts synthetic flows whose identity is that of
-  some training flow; ``exact_copy_rate`` divides by the synthetic flows; ``exact_copies_long``
-  counts only flows of :data:`LONG_FLOW` packets or more (short flows, a DNS query and its
-  answer, coincide in real traffic all the time: compare with the real-resample baseline).
+  ID, checksums, TCP sequence and acknowledgement numbers, TCP option contents (timestamps) and
+  payload bytes. ``exact_copies`` counts synthetic flows whose identity is that of some training
+  flow; ``exact_copy_rate`` divides by the synthetic flows; ``exact_copies_long`` counts only
+  flows of :data:`LONG_FLOW` packets or more. ``header_copies`` (and ``header_copies_long``,
+  ``header_copy_rate``) leave the gaps out: header sequences alone repeat all the time in real
+  traffic (a device's DNS query and its answer), so compare them with the real-resample
+  baseline's own rate.
 - **Nearest-neighbour distance ratio**: flows as standardised flow-statistics vectors
   (:func:`netdiffusion.evaluation._features.flow_features`, each column scaled by the training
   flows' mean and standard deviation); the mean Euclidean distance from each synthetic flow to
@@ -40,7 +43,7 @@ __all__ = [
 ]
 
 #: Flows of at least this many packets count in ``exact_copies_long``.
-LONG_FLOW = 5
+LONG_FLOW = 3
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 
@@ -59,8 +62,9 @@ def _combine(h: NDArray[np.uint64], v: NDArray[np.integer]) -> NDArray[np.uint64
         return _mix(h * np.uint64(0x100000001B3) + np.asarray(v).astype(np.uint64))
 
 
-def flow_identity(t: Traffic) -> NDArray[np.uint64]:
-    """A 64-bit identity per flow (see the module docstring); equal flows, equal identities."""
+def flow_identity(t: Traffic, *, timing: bool = True) -> NDArray[np.uint64]:
+    """A 64-bit identity per flow (see the module docstring); equal flows, equal identities.
+    ``timing=False``: header fields only (the gaps left out)."""
     keep = np.flatnonzero(t.flow >= 0)
     order = keep[np.lexsort((keep, t.ts_ns[keep], t.flow[keep]))]
     flow = t.flow[order]
@@ -69,8 +73,14 @@ def flow_identity(t: Traffic) -> NDArray[np.uint64]:
     tcp = proto == PROTO_TCP
     icmp = proto == PROTO_ICMP
     d = t.direction[order].astype(np.int64)
+    ts = t.ts_ns[order].astype(np.int64)
+    gap_us = np.zeros(len(order), np.int64)
+    if timing and len(order) > 1:
+        same = flow[1:] == flow[:-1]
+        gap_us[1:] = np.where(same, (ts[1:] - ts[:-1] + 500) // 1000, 0)
     h = np.zeros(len(order), np.uint64)
     for col in (
+        gap_us,
         d,
         proto,
         (ip[:, 2].astype(np.int64) << 8) | ip[:, 3],
@@ -152,19 +162,21 @@ def membership_auc(
 def privacy_figures(
     train: Traffic, synthetic: Traffic, heldout: Traffic, *, seed: int = 0
 ) -> dict[str, float]:
-    """``exact_copies``, ``exact_copy_rate``, ``exact_copies_long``, ``nn_distance_ratio``
+    """``exact_copies``, ``exact_copy_rate``, ``exact_copies_long`` (and the same three for
+    ``header_copies``: gaps left out), ``nn_distance_ratio``
     (with ``nn_distance.synthetic`` and ``nn_distance.heldout``) and ``membership_auc`` of
     ``synthetic`` against the training flows ``train``, held-out real flows ``heldout`` as
     the reference."""
     out: dict[str, float] = {}
-    ids_train = flow_identity(train)
-    ids_syn = flow_identity(synthetic)
-    count, rate = exact_copies(ids_syn, ids_train)
-    out["exact_copies"] = count
-    out["exact_copy_rate"] = rate
     lengths = np.bincount(synthetic.flow[synthetic.flow >= 0], minlength=synthetic.n_flows)
     long = lengths >= LONG_FLOW
-    out["exact_copies_long"] = exact_copies(ids_syn[long], ids_train)[0]
+    for name, timing in (("exact_copies", True), ("header_copies", False)):
+        ids_train = flow_identity(train, timing=timing)
+        ids_syn = flow_identity(synthetic, timing=timing)
+        count, rate = exact_copies(ids_syn, ids_train)
+        out[name] = count
+        out[f"{name.replace('_copies', '_copy')}_rate"] = rate
+        out[f"{name}_long"] = exact_copies(ids_syn[long], ids_train)[0]
     x_train, x_syn, x_held = _standardise(
         flow_features(fd.flow_fields(train)),
         flow_features(fd.flow_fields(synthetic)),

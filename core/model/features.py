@@ -14,14 +14,21 @@ the model should spend capacity on, so :class:`FeatureLayout` keeps only the *ac
   acknowledgement number (rebuilt from the peers' sequence numbers), and the high-entropy IPv4 ID
   and TCP sequence number, of which repair keeps only each direction's first value: those are
   drawn uniformly at random at sampling time;
-- direction (+1 originator, -1 responder) and the inter-arrival feature mapped to ``2 * iat - 1``.
+- direction (+1 originator, -1 responder) and the inter-arrival feature mapped to ``2 * iat - 1``;
+- the same inter-arrival feature once more as ``iat_bits`` bits (+1/-1, most significant first) of
+  its Gray-coded quantisation to ``2 ** iat_bits`` levels: the denoiser reproduces header bits
+  exactly where it gets a single continuous value only to a few per cent, and real timing has
+  sharp modes (retransmission timers double exactly, periodic reports keep their period). At
+  sampling time the bits give the value when they agree with the continuous feature to within
+  :data:`IAT_BITS_TOLERANCE`, and the continuous feature gives it otherwise (layouts of format 1
+  have no such bits).
 
 A flow's length is not a feature: it is drawn from the class's training distribution of flow
 lengths and given to the denoiser as conditioning (and as its attention mask). Padding slots hold
 0 in model space and are ignored by the loss.
 
 Model space column order: active bits (ascending encoder index), then ``tcp``, ``udp``, ``icmp``,
-``direction``, ``iat``.
+``direction``, ``iat``, then the ``iat_bits`` inter-arrival bits.
 """
 
 from __future__ import annotations
@@ -45,7 +52,13 @@ from netdiffusion.nprint import N_BITS
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["BLOCK_NAMES", "FeatureLayout", "ModelBatch"]
+__all__ = [
+    "BLOCK_NAMES",
+    "DEFAULT_IAT_BITS",
+    "IAT_BITS_TOLERANCE",
+    "FeatureLayout",
+    "ModelBatch",
+]
 
 #: The L4 header blocks (bit ranges of the 1088 nPrint values) after the IPv4 block (0..480).
 BLOCK_NAMES = ("tcp", "udp", "icmp")
@@ -65,7 +78,14 @@ _EXCLUDED: tuple[tuple[int, int, str], ...] = (
     (_UDP + 48, _UDP + 64, "zero"),  # UDP checksum
     (_ICMP + 16, _ICMP + 32, "zero"),  # ICMP checksum
 )
-_FORMAT = 1
+_FORMAT = 2
+_FORMATS = (1, 2)  # format 1: no inter-arrival bits
+#: Inter-arrival bits of new layouts: 2**14 levels over the feature's [0, 1] (iat_scale 20: about
+#: 0.12 % of the gap per level).
+DEFAULT_IAT_BITS = 14
+#: Largest distance (in the [0, 1] inter-arrival feature) between the bits' value and the
+#: continuous feature at which sampling takes the bits' value (1/64: about +-37 % of the gap).
+IAT_BITS_TOLERANCE = 1.0 / 64.0
 
 
 def _bit_block() -> NDArray[np.int8]:
@@ -117,6 +137,7 @@ WEIGHT_GROUPS: dict[str, tuple[str, int, int]] = {
     "l4_kind": ("extra", 0, 3),
     "direction": ("extra", 3, 4),
     "iat": ("extra", 4, 5),
+    "iat_bits": ("iat_bits", 0, 0),  # the Gray-coded inter-arrival bits, however many
 }
 
 
@@ -133,6 +154,7 @@ class FeatureLayout:
     constants: NDArray[np.int8]
     max_packets: int
     iat_scale: float
+    iat_bits: int = 0
 
     # -- sizes ----------------------------------------------------------------------------
 
@@ -143,8 +165,8 @@ class FeatureLayout:
 
     @property
     def n_features(self) -> int:
-        """Model-space width ``K``: active bits, three block features, direction, iat."""
-        return len(self.active) + 5
+        """Model-space width ``K``: active bits, three block features, direction, iat, iat bits."""
+        return len(self.active) + 5 + self.iat_bits
 
     def loss_weights(self, weights: Mapping[str, float] | None) -> NDArray[np.float32]:
         """Per-feature training loss weights ``[K]`` (mean 1) from weights of named groups
@@ -158,7 +180,9 @@ class FeatureLayout:
             if not value > 0:
                 raise ModelError(f"feature weight {name}={value!r} is not a positive number")
             kind, lo, hi = WEIGHT_GROUPS[name]
-            if kind == "extra":
+            if kind == "iat_bits":
+                w[a + 5 : a + 5 + self.iat_bits] = value
+            elif kind == "extra":
                 w[a + lo : a + hi] = value
             else:
                 w[:a][(self.active >= lo) & (self.active < hi)] = value
@@ -167,8 +191,13 @@ class FeatureLayout:
     # -- construction ---------------------------------------------------------------------
 
     @classmethod
-    def learn(cls, flows: FlowTensor, *, chunk: int = 65536) -> FeatureLayout:
-        """The layout of ``flows``' packets: which bits vary within their block."""
+    def learn(
+        cls, flows: FlowTensor, *, iat_bits: int = DEFAULT_IAT_BITS, chunk: int = 65536
+    ) -> FeatureLayout:
+        """The layout of ``flows``' packets: which bits vary within their block; ``iat_bits``
+        inter-arrival bits (0: none)."""
+        if not 0 <= iat_bits <= 24:
+            raise ModelError(f"iat_bits {iat_bits} is not in 0..24")
         if flows.n_packets == 0:
             raise ModelError("no packets to learn from")
         first = np.full((4, N_BITS), -2, np.int16)  # first value seen, per block kind
@@ -195,7 +224,7 @@ class FeatureLayout:
             in_block = (_BLOCK_OF == 0) | (k == _BLOCK_OF)
             row = np.where(_EXCLUDED_MASK & in_block, 0, row)
             constants[k] = row.astype(np.int8)
-        return cls(active, constants, int(flows.max_packets), float(flows.iat_scale))
+        return cls(active, constants, int(flows.max_packets), float(flows.iat_scale), int(iat_bits))
 
     # -- (de)serialisation ----------------------------------------------------------------
 
@@ -212,16 +241,23 @@ class FeatureLayout:
                 for k, name in enumerate(BLOCK_NAMES, start=1)
             },
             "excluded": [[a, b, fill] for a, b, fill in _EXCLUDED],
-            "extra_features": ["tcp", "udp", "icmp", "direction", "iat"],
+            "extra_features": ["tcp", "udp", "icmp", "direction", "iat"]
+            + [f"iat_bit{i}" for i in range(self.iat_bits)],
             "iat_transform": "2 * log1p(gap_us) / iat_scale - 1",
+            "iat_bits": self.iat_bits,
+            "iat_bits_transform": "Gray code of min(floor(log1p(gap_us) / iat_scale "
+            "* 2**iat_bits), 2**iat_bits - 1), most significant bit first, 1 -> +1, 0 -> -1",
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> FeatureLayout:
         """Inverse of :meth:`to_json`; raises :class:`ModelError` on a malformed layout."""
         try:
-            if int(data["format"]) != _FORMAT:
-                raise ModelError(f"feature layout format {data['format']} is not {_FORMAT}")
+            if int(data["format"]) not in _FORMATS:
+                raise ModelError(f"feature layout format {data['format']} is not one of {_FORMATS}")
+            iat_bits = int(data.get("iat_bits", 0)) if int(data["format"]) >= 2 else 0
+            if not 0 <= iat_bits <= 24:
+                raise ModelError(f"iat_bits {iat_bits} is not in 0..24")
             active = np.asarray(data["active_bits"], np.int64)
             constants = np.zeros((4, N_BITS), np.int8)
             for k, name in enumerate(BLOCK_NAMES, start=1):
@@ -232,7 +268,9 @@ class FeatureLayout:
                 constants[k] = np.where(raw == ord("x"), -1, raw.astype(np.int16) - ord("0"))
             if len(active) and (active.min() < 0 or active.max() >= N_BITS):
                 raise ModelError("active bit index out of range")
-            return cls(active, constants, int(data["max_packets"]), float(data["iat_scale"]))
+            return cls(
+                active, constants, int(data["max_packets"]), float(data["iat_scale"]), iat_bits
+            )
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, ModelError):
                 raise
@@ -254,6 +292,7 @@ class FeatureLayout:
                 out[start:end, a + k - 1] = np.where(kind == k, 1, -1)
             out[start:end, a + 3] = flows.direction[start:end]
             out[start:end, a + 4] = 2.0 * flows.iat[start:end] - 1.0
+            out[start:end, a + 5 :] = _iat_to_bits(flows.iat[start:end], self.iat_bits)
         return out
 
     def from_encoder(self, tensor: NDArray[np.floating], mask: NDArray[np.bool_]) -> NDArray:
@@ -267,7 +306,9 @@ class FeatureLayout:
         for k in (1, 2, 3):
             out[:, a + k - 1] = np.where(kind == k, 1, -1)
         out[:, a + 3] = tensor[..., DIRECTION_FEATURE].reshape(-1)
-        out[:, a + 4] = 2.0 * tensor[..., IAT_FEATURE].reshape(-1) - 1.0
+        iat = tensor[..., IAT_FEATURE].reshape(-1)
+        out[:, a + 4] = 2.0 * iat - 1.0
+        out[:, a + 5 :] = _iat_to_bits(iat, self.iat_bits)
         out[~mask.reshape(-1)] = 0
         return out.reshape(f, p, -1)
 
@@ -286,6 +327,11 @@ class FeatureLayout:
             "rand_cols": torch.as_tensor(rand_cols, device=device),
             "rand_block": torch.as_tensor(_BLOCK_OF[rand_cols].astype(np.int64), device=device),
             "weights": torch.tensor([128, 64, 32, 16, 8, 4, 2, 1], device=device),
+            "iat_weights": torch.tensor(
+                [2.0 ** (self.iat_bits - 1 - i) for i in range(self.iat_bits)],
+                dtype=torch.float64,
+                device=device,
+            ),
         }
 
     def to_bits(
@@ -320,6 +366,13 @@ class FeatureLayout:
             bits[:, rcols] = torch.where(in_block, rnd, torch.full_like(rnd, -1))
         direction = torch.where(x[:, a + 3] < 0, -1, 1).to(torch.int8)
         iat = torch.clamp((x[:, a + 4].float() + 1.0) * 0.5, min=0.0)
+        if self.iat_bits:
+            # Gray -> binary: each binary bit is the parity of the Gray bits up to it
+            gray = (x[:, a + 5 : a + 5 + self.iat_bits] > 0).to(torch.int32)
+            binary = torch.remainder(torch.cumsum(gray, dim=1), 2).to(torch.float64)
+            level = binary @ tables["iat_weights"]
+            fine = ((level + 0.5) / 2.0**self.iat_bits).to(torch.float32)
+            iat = torch.where((fine - iat).abs() <= IAT_BITS_TOLERANCE, fine, iat)
         return bits, direction, iat
 
     def to_codes(self, bits: torch.Tensor, tables: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -333,6 +386,16 @@ class FeatureLayout:
         return torch.where(
             present, byte.to(torch.int16), torch.full_like(byte, 256, dtype=torch.int16)
         )
+
+
+def _iat_to_bits(iat: NDArray[np.floating], n: int) -> NDArray[np.float32]:
+    """``[M, n]`` +1/-1 Gray-code bits (most significant first) of the [0, 1] inter-arrival
+    feature quantised to ``2 ** n`` levels."""
+    levels = 1 << n
+    q = np.clip(np.floor(np.asarray(iat, np.float64) * levels), 0, levels - 1).astype(np.int64)
+    gray = q ^ (q >> 1)
+    shifts = np.arange(n - 1, -1, -1, dtype=np.int64)
+    return np.where((gray[:, None] >> shifts) & 1, 1.0, -1.0).astype(np.float32)
 
 
 def _codes_to_bits(codes: NDArray[np.uint16]) -> NDArray[np.int8]:

@@ -58,6 +58,7 @@ __all__ = [
     "DEFAULT_MAX_PACKETS",
     "DEFAULT_STEPS",
     "TIME_PROBE_STEPS",
+    "TIME_WARMUP_STEPS",
     "TrainResult",
     "main",
     "train_model",
@@ -76,8 +77,10 @@ DEFAULT_MAX_PACKETS = 64
 #: Sampling defaults recorded in new models.
 DEFAULT_STEPS = 8
 DEFAULT_GUIDANCE = 1.0
-#: Steps timed before a ``time_limit`` run settles its step count.
+#: Steps a ``time_limit`` run times (after :data:`TIME_WARMUP_STEPS` untimed ones) before it
+#: settles its step count.
 TIME_PROBE_STEPS = 100
+TIME_WARMUP_STEPS = 20
 _CHECKPOINT = "checkpoint"
 _VAL_FLOWS_MAX = 2048
 
@@ -380,10 +383,11 @@ def train_model(
     names), else about ``val_fraction`` of each class's files. ``checkpoint_every`` > 0 writes
     ``out_dir/checkpoint`` that often; ``resume`` continues from it. ``feature_weights``
     weighs named feature groups in the loss (``{"direction": 8, ...}``; see
-    :data:`~netdiffusion.model.features.WEIGHT_GROUPS`). ``time_limit`` (seconds, whole run): after
-    the first :data:`TIME_PROBE_STEPS` steps the step count is cut to what fits, measured at that
-    pace (rank 0's measure on every rank), and the learning-rate schedule anneals over the cut
-    count; the steps done are recorded, and ``steps=`` that count re-runs the same schedule.
+    :data:`~netdiffusion.model.features.WEIGHT_GROUPS`). ``time_limit`` (seconds, whole run):
+    after :data:`TIME_WARMUP_STEPS` + :data:`TIME_PROBE_STEPS` steps the step count is cut to what
+    fits at the pace of the timed steps (rank 0's measure on every rank), and the learning-rate
+    schedule anneals over the cut count; the steps done are recorded, and ``steps=`` that count
+    re-runs the same schedule.
     Raises :class:`ModelError`.
     """
     import torch
@@ -502,8 +506,10 @@ def train_model(
     null = n_classes
     model.train()
     planned_steps = steps
-    probe_at = start_step + min(TIME_PROBE_STEPS, steps - start_step)
-    t_loop = time.perf_counter()
+    # the pace is timed after a few warm-up steps (CUDA start-up, allocator growth)
+    pace_from = start_step + TIME_WARMUP_STEPS
+    probe_at = pace_from + TIME_PROBE_STEPS
+    t_pace = time.perf_counter()
     step = start_step
     while step < steps:
         rng = np.random.default_rng([seed, step, rank])
@@ -547,8 +553,10 @@ def train_model(
                 )
             acc.wait_for_everyone()
         step += 1
+        if time_limit is not None and step == pace_from:
+            t_pace = time.perf_counter()
         if time_limit is not None and step == probe_at and step < steps:
-            steps = _steps_within(time_limit, t_start, t_loop, step - start_step, step, steps, dev)
+            steps = _steps_within(time_limit, t_start, t_pace, TIME_PROBE_STEPS, step, steps, dev)
             bar.total = steps
             bar.refresh()
     bar.close()
@@ -609,16 +617,16 @@ def train_model(
 
 
 def _steps_within(
-    time_limit: float, t_start: float, t_loop: float, done: int, step: int, steps: int, dev: Any
+    time_limit: float, t_start: float, t_pace: float, done: int, step: int, steps: int, dev: Any
 ) -> int:
     """The step count that ends the run within ``time_limit`` seconds of ``t_start`` at the
-    pace of the ``done`` steps since ``t_loop`` (at most ``steps``, at least ``step``); rank 0
+    pace of the ``done`` steps since ``t_pace`` (at most ``steps``, at least ``step``); rank 0
     decides for every rank."""
     import torch
     from accelerate.utils import broadcast
 
     now = time.perf_counter()
-    per_step = (now - t_loop) / max(done, 1)
+    per_step = (now - t_pace) / max(done, 1)
     # what is left after the loop: EMA swap, validation and writing (about 2 % of the budget)
     left = time_limit * 0.98 - (now - t_start)
     want = min(steps, step + max(0, int(left / per_step)))

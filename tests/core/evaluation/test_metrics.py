@@ -199,6 +199,16 @@ def test_flow_identity_ignores_addresses_ports_seq_and_sees_sizes() -> None:
     assert not np.isin(priv.flow_identity(b), ids).any()
     c = _traffic(4, port=8443)  # the service port is part of the identity
     assert not np.isin(priv.flow_identity(c), ids).any()
+    # the gaps are part of it too (to the microsecond), unless timing=False
+    d = a.copy()
+    last = np.flatnonzero(d.flow == 0)[-1]
+    d.ts_ns = d.ts_ns.copy()
+    d.ts_ns[last] += 2_000  # 2 us later
+    moved = priv.flow_identity(d)
+    assert moved[0] != ids[0] and (moved[1:] == ids[1:]).all()
+    assert (priv.flow_identity(d, timing=False) == priv.flow_identity(a, timing=False)).all()
+    d.ts_ns[last] -= 1_800  # 200 ns from the original: the same microsecond
+    assert priv.flow_identity(d)[0] == ids[0]
 
 
 def test_exact_copies_and_rates() -> None:
@@ -223,6 +233,7 @@ def test_privacy_figures_copy_of_train() -> None:
     figs = priv.privacy_figures(train, train.copy(), held)
     assert figs["exact_copies"] == 6 and figs["exact_copy_rate"] == 1.0
     assert figs["exact_copies_long"] == 6  # 8 packets each
+    assert figs["header_copies"] == 6 and figs["header_copy_rate"] == 1.0
     assert figs["nn_distance_ratio"] == 0.0
     assert figs["membership_auc"] == pytest.approx(1.0)
     other = priv.privacy_figures(train, held, held)

@@ -165,8 +165,50 @@ def test_feature_layout_round_trip(traffic) -> None:
     dense = layout.from_encoder(ft.features(slice(0, 50)), ft.dense(slice(0, 50))[3])
     n0 = int(ft.lengths[:50].sum())
     real = dense[ft.dense(slice(0, 50))[3]]
-    assert np.array_equal(real[:, :-1], packed[:n0, :-1].astype(np.float32))
-    assert np.allclose(real[:, -1], packed[:n0, -1].astype(np.float32), atol=2e-3)
+    iat_col = layout.n_active_bits + 4
+    exact = np.ones(layout.n_features, bool)
+    exact[iat_col] = False
+    assert np.array_equal(real[:, exact], packed[:n0, exact].astype(np.float32))
+    assert np.allclose(real[:, iat_col], packed[:n0, iat_col].astype(np.float32), atol=2e-3)
+
+
+def test_inter_arrival_bits_round_trip(traffic) -> None:
+    import torch
+
+    from netdiffusion.encoding import encode_flows
+    from netdiffusion.model import ModelError
+    from netdiffusion.model.features import DEFAULT_IAT_BITS, IAT_BITS_TOLERANCE, FeatureLayout
+
+    ft = encode_flows(traffic, max_packets=16)
+    layout = FeatureLayout.learn(ft)
+    assert layout.iat_bits == DEFAULT_IAT_BITS
+    assert layout.n_features == layout.n_active_bits + 5 + DEFAULT_IAT_BITS
+    again = FeatureLayout.from_json(json.loads(json.dumps(layout.to_json())))
+    assert again.iat_bits == layout.iat_bits and again.n_features == layout.n_features
+    # format 1 layouts (models made before the bits) load without them
+    old = {**layout.to_json(), "format": 1}
+    old.pop("iat_bits")
+    assert FeatureLayout.from_json(old).iat_bits == 0
+    with pytest.raises(ModelError, match=r"not in 0\.\.24"):
+        FeatureLayout.learn(ft, iat_bits=30)
+
+    x = torch.as_tensor(layout.packed(ft).astype(np.float32))
+    tables = layout.tables(torch.device("cpu"))
+    truth = ft.iat.astype(np.float64)
+    a = layout.n_active_bits
+    # the continuous feature a little off: the bits give the gap to within one level
+    x[:, a + 4] += 0.004
+    iat = layout.to_bits(x, tables)[2].numpy()
+    assert np.abs(iat - truth).max() <= 1.0 / 2**DEFAULT_IAT_BITS
+    # the bits far from the continuous feature: the continuous feature wins
+    x[:, a + 4] = 2 * torch.as_tensor(truth, dtype=torch.float32) - 1 + 4 * IAT_BITS_TOLERANCE
+    iat = layout.to_bits(x, tables)[2].numpy()
+    assert np.allclose(iat, np.clip(truth + 2 * IAT_BITS_TOLERANCE, 0, None), atol=1e-5)
+    # a layout without bits reads the continuous feature alone
+    plain = FeatureLayout.learn(ft, iat_bits=0)
+    xp = torch.as_tensor(plain.packed(ft).astype(np.float32))
+    iat = plain.to_bits(xp, plain.tables(torch.device("cpu")))[2].numpy()
+    assert np.allclose(iat, truth, atol=2e-3)
 
 
 def test_loss_weights_name_feature_groups(traffic, tmp_path: Path) -> None:
@@ -205,6 +247,30 @@ def test_resume_continues_step_count(traffic, tmp_path: Path) -> None:
     assert second.resumed_from == 30 and second.history[-1][0] == 60
     meta = json.loads((out / "netdiffusion.json").read_text())
     assert meta["training"]["resumed_from"] == 30
+
+
+def test_time_limit_cuts_the_step_count(traffic, tmp_path: Path) -> None:
+    import time
+
+    from netdiffusion.model import ModelError, train_model
+    from netdiffusion.model.training import TIME_PROBE_STEPS, TIME_WARMUP_STEPS
+
+    kw = {"max_packets": 16, "config": TINY, "batch_size": 16, "progress": False}
+    t0 = time.perf_counter()
+    result = train_model(traffic, tmp_path / "t", steps=1_000_000, time_limit=4.0, **kw)
+    took = time.perf_counter() - t0
+    assert TIME_WARMUP_STEPS + TIME_PROBE_STEPS <= result.steps < 1_000_000
+    assert took < 4.0 + 3.0  # encoding and writing come on top of the training budget
+    meta = json.loads((tmp_path / "t" / "netdiffusion.json").read_text())["training"]
+    assert meta["steps"] == result.steps and meta["planned_steps"] == 1_000_000
+    assert meta["time_limit"] == 4.0 and meta["history"][-1][0] <= result.steps
+    # a run that fits its limit keeps its steps and records no plan
+    short = train_model(traffic, tmp_path / "s", steps=30, time_limit=600.0, **kw)
+    assert short.steps == 30
+    meta = json.loads((tmp_path / "s" / "netdiffusion.json").read_text())["training"]
+    assert "planned_steps" not in meta
+    with pytest.raises(ModelError, match="time limit must be positive"):
+        train_model(traffic, tmp_path / "x", steps=5, time_limit=0.0, **kw)
 
 
 def test_importing_netdiffusion_does_not_import_torch() -> None:
