@@ -20,17 +20,7 @@ mkdir -p "$OUT"
 TRAIN_STEPS="${TRAIN_STEPS:-3000}"
 BENCH_FLOWS="${BENCH_FLOWS:-200000}"
 
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-    --target /tmp/site .whl/*.whl || exit 1
-export PYTHONPATH=/tmp/site
-# the package itself, by its import names (no build step: the machine may lack a new setuptools)
-ln -sfn "$PWD/core" /tmp/site/netdiffusion
-ln -sfn "$PWD/plugins/scapy_ext" /tmp/site/netdiffusion_scapy
-ln -sfn "$PWD/plugins/zeek_bridge" /tmp/site/netdiffusion_zeek
-ln -sfn "$PWD/plugins/tcpreplay_wrapper" /tmp/site/netdiffusion_tcpreplay
-python3 -c "import torch, diffusers, netdiffusion; print('torch', torch.__version__, \
-'diffusers', diffusers.__version__, 'cuda', torch.cuda.is_available())"
+source benchmarks/gpu_setup.sh || exit 1
 
 MODEL="$OUT/default"
 if [ "$TRAIN_STEPS" = 0 ]; then

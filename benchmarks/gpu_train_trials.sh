@@ -5,8 +5,9 @@
 #
 #   TRIAL_SECONDS=330 bash benchmarks/gpu_train_trials.sh
 #
-# TRIALS lists "name:width:layers:batch:lr" items (default below). Each trial runs
-# scripts/build_default_model.py (its default loss weights) with --time-limit TRIAL_SECONDS and
+# TRIALS lists "name:width:layers:batch:lr:iat_bits" items (default below: the bundled recipe and
+# two with inter-arrival bits). Each trial runs scripts/build_default_model.py (its default loss
+# weights, plus iat_bits=4 when the trial has bits) with --time-limit TRIAL_SECONDS and
 # lands in $OUT/<name>.tar (the model directory, no checkpoint); $OUT/trials.log has each run's
 # last lines. BENCH lists trials whose generation is then benchmarked on the GPU (end to end).
 set -uo pipefail
@@ -14,24 +15,23 @@ export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
 OUT="${OUT:-/tmp/gpu-trials}"
 mkdir -p "$OUT"
 SECONDS_EACH="${TRIAL_SECONDS:-330}"
-TRIALS="${TRIALS:-b512:128:3:512:0.001 b1024:128:3:1024:0.002 b256:128:3:256:0.001 l4b512:128:4:512:0.001}"
-BENCH="${BENCH:-b512 l4b512}"
+TRIALS="${TRIALS:-base:128:4:1024:0.002:0 bits:128:4:1024:0.002:14 bits2k:128:4:2048:0.003:14}"
+BENCH="${BENCH:-bits}"
+WEIGHTS="direction=16,iat=8,ip_length=6,tcp_offset=3,tcp_flags=6,l4_kind=2"
 
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-    --target /tmp/site .whl/*.whl || exit 1
-export PYTHONPATH=/tmp/site
-ln -sfn "$PWD/core" /tmp/site/netdiffusion
-python3 -c "import torch, diffusers, netdiffusion; print('torch', torch.__version__, \
-'diffusers', diffusers.__version__, 'cuda', torch.cuda.is_available())" || exit 1
+source benchmarks/gpu_setup.sh || exit 1
 
 WORK=/tmp/trials
 mkdir -p "$WORK"
 pids=()
 for spec in $TRIALS; do
-  IFS=: read -r name width layers batch lr <<<"$spec"
+  IFS=: read -r name width layers batch lr bits <<<"$spec"
+  bits="${bits:-0}"
+  weights="$WEIGHTS"
+  [ "$bits" != 0 ] && weights="$WEIGHTS,iat_bits=4"
   python3 scripts/build_default_model.py --data .gpu-data --out "$WORK/$name" \
       --width "$width" --layers "$layers" --batch-size "$batch" --lr "$lr" \
+      --iat-bits "$bits" --feature-weights "$weights" \
       --steps 200000 --time-limit "$SECONDS_EACH" --checkpoint-every 0 \
       >"$WORK/$name.log" 2>"$WORK/$name.err" &
   pids+=($!)

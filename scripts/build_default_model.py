@@ -90,6 +90,12 @@ def main(argv: list[str] | None = None) -> int:
         help="loss weights of feature groups (see netdiffusion.model.features.WEIGHT_GROUPS; "
         "'' for equal weights); the bundled model's: %(default)s",
     )
+    ap.add_argument(
+        "--iat-bits",
+        type=int,
+        default=0,
+        help="inter-arrival bits of the layout; the bundled model has none (%(default)s)",
+    )
     ap.add_argument("--checkpoint-every", type=int, default=1000)
     ap.add_argument(
         "--time-limit",
@@ -124,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         checkpoint_every=args.checkpoint_every,
         resume=args.resume,
         time_limit=args.time_limit,
+        iat_bits=args.iat_bits,
         prediction_type=args.prediction_type,
         keep_checkpoint=False,
         feature_weights=_weights(args.feature_weights),
@@ -142,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{len(held_out)} capture files ({held['rule']}) are listed in `heldout.json`; "
             "evaluate fidelity on them. Built by `python scripts/build_default_model.py` "
             f"(`--steps {args.steps} --batch-size {args.batch_size} --lr {args.lr} --width "
-            f"{args.width} --layers {args.layers}`).\n"
+            f"{args.width} --layers {args.layers} --iat-bits {args.iat_bits}`).\n"
         )
     print(
         f"model written to {args.out}: {result.steps} steps, loss {result.final_loss:.4f}, "

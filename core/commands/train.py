@@ -73,6 +73,14 @@ from netdiffusion.inputs import read_flows
     help="Train for at most this many seconds: after 120 steps (100 timed), --steps is cut to "
     "what fits and the learning rate anneals over that; the model card records the steps done.",
 )
+@click.option(
+    "--iat-bits",
+    type=click.IntRange(min=0, max=24),
+    default=14,
+    show_default=True,
+    help="Also learn each inter-arrival time as this many Gray-coded bits (timers to about "
+    "0.1 %); 0: the continuous value alone.",
+)
 @click.option("--resume", is_flag=True, help="Continue from MODEL_DIR/checkpoint.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for reproducibility.")
 def train_command(
@@ -89,6 +97,7 @@ def train_command(
     val_files: tuple[str, ...],
     checkpoint_every: int,
     time_limit: float | None,
+    iat_bits: int,
     resume: bool,
     seed: int,
 ) -> None:
@@ -132,6 +141,7 @@ def train_command(
         checkpoint_every=checkpoint_every,
         resume=resume,
         time_limit=time_limit,
+        iat_bits=iat_bits,
     )
     val = "n/a" if result.val_loss is None else f"{result.val_loss:.4f}"
     click.echo(

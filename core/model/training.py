@@ -43,7 +43,7 @@ from netdiffusion._atomic import atomic_output
 from netdiffusion._traffic import Traffic
 from netdiffusion.encoding import FlowTensor, decode_flows, encode_flows
 from netdiffusion.model._errors import ModelError
-from netdiffusion.model.features import FeatureLayout
+from netdiffusion.model.features import DEFAULT_IAT_BITS, FeatureLayout
 from netdiffusion.model.modeldir import (
     FORMAT,
     FORMAT_VERSION,
@@ -373,6 +373,7 @@ def train_model(
     sampling_guidance: float = DEFAULT_GUIDANCE,
     feature_weights: Mapping[str, float] | None = None,
     time_limit: float | None = None,
+    iat_bits: int | None = None,
 ) -> TrainResult:
     """Train a model on labelled flows and write the model directory ``out_dir``.
 
@@ -387,7 +388,8 @@ def train_model(
     after :data:`TIME_WARMUP_STEPS` + :data:`TIME_PROBE_STEPS` steps the step count is cut to what
     fits at the pace of the timed steps (rank 0's measure on every rank), and the learning-rate
     schedule anneals over the cut count; the steps done are recorded, and ``steps=`` that count
-    re-runs the same schedule.
+    re-runs the same schedule. ``iat_bits``: inter-arrival bits of the feature layout (default
+    :data:`~netdiffusion.model.features.DEFAULT_IAT_BITS`; 0: the continuous value alone).
     Raises :class:`ModelError`.
     """
     import torch
@@ -431,7 +433,9 @@ def train_model(
     if len(train_idx) == 0:
         raise ModelError("every flow is in the validation split; nothing left to train on")
 
-    layout = FeatureLayout.learn(ft)
+    layout = FeatureLayout.learn(
+        ft, iat_bits=DEFAULT_IAT_BITS if iat_bits is None else int(iat_bits)
+    )
     packed_np = layout.packed(ft)
     n_classes = len(prep.classes)
     cfg = {**DEFAULT_CONFIG, **(config or {})}
@@ -461,6 +465,7 @@ def train_model(
         "batch_size": batch_size,
         "processes": world,
         "feature_weights": dict(feature_weights or {}),
+        "iat_bits": layout.iat_bits,
     }
     if resume and (ckpt / "state.json").is_file():
         state = _load_checkpoint(ckpt, model, ema, optimizer)

@@ -250,25 +250,25 @@ def test_resume_continues_step_count(traffic, tmp_path: Path) -> None:
 
 
 def test_time_limit_cuts_the_step_count(traffic, tmp_path: Path) -> None:
-    import time
-
     from netdiffusion.model import ModelError, train_model
     from netdiffusion.model.training import TIME_PROBE_STEPS, TIME_WARMUP_STEPS
 
     kw = {"max_packets": 16, "config": TINY, "batch_size": 16, "progress": False}
-    t0 = time.perf_counter()
-    result = train_model(traffic, tmp_path / "t", steps=1_000_000, time_limit=4.0, **kw)
-    took = time.perf_counter() - t0
-    assert TIME_WARMUP_STEPS + TIME_PROBE_STEPS <= result.steps < 1_000_000
-    assert took < 4.0 + 3.0  # encoding and writing come on top of the training budget
+    result = train_model(traffic, tmp_path / "t", steps=1_000_000, time_limit=6.0, **kw)
+    probe = TIME_WARMUP_STEPS + TIME_PROBE_STEPS
+    assert probe <= result.steps < 1_000_000
+    if result.steps > probe:  # the timed steps left room: the run kept to its limit
+        assert result.seconds < 6.0 * 1.25  # (the pace may drift on a busy machine)
     meta = json.loads((tmp_path / "t" / "netdiffusion.json").read_text())["training"]
     assert meta["steps"] == result.steps and meta["planned_steps"] == 1_000_000
-    assert meta["time_limit"] == 4.0 and meta["history"][-1][0] <= result.steps
+    assert meta["time_limit"] == 6.0 and meta["history"][-1][0] <= result.steps
     # a run that fits its limit keeps its steps and records no plan
-    short = train_model(traffic, tmp_path / "s", steps=30, time_limit=600.0, **kw)
+    short = train_model(traffic, tmp_path / "s", steps=30, time_limit=600.0, iat_bits=0, **kw)
     assert short.steps == 30
-    meta = json.loads((tmp_path / "s" / "netdiffusion.json").read_text())["training"]
-    assert "planned_steps" not in meta
+    full = json.loads((tmp_path / "s" / "netdiffusion.json").read_text())
+    assert "planned_steps" not in full["training"]
+    assert full["layout"]["iat_bits"] == 0  # and the bits can be left out
+    assert json.loads((tmp_path / "t" / "netdiffusion.json").read_text())["layout"]["iat_bits"]
     with pytest.raises(ModelError, match="time limit must be positive"):
         train_model(traffic, tmp_path / "x", steps=5, time_limit=0.0, **kw)
 
