@@ -24,6 +24,9 @@ Mask = NDArray[np.bool_]
 M32 = 0xFFFFFFFF
 MIN_TTL = 5
 MIN_RTT_NS = 10_000  # SYN -> SYN-ACK gap at least this (10 us)
+#: Initial retransmission timeouts of an unanswered SYN (RFC 6298: 1 s; older stacks: 3 s).
+SYN_RTO_NS = np.array([1_000_000_000, 3_000_000_000], np.float64)
+SYN_BACKOFF_DOUBLINGS = 6  # Linux gives up after 6 SYN retries
 TS_TICK_NS = 1_000_000  # TCP timestamp clock: 1 ms
 _FLIP_PASSES = 3  # passes turning redundant pure ACKs into the peer's ACKs
 # TCP flag bits
@@ -523,6 +526,7 @@ def _repair_synthetic(
     g1 = ts[st[hs3] + 1] - ts[st[hs3]]
     g2 = ts[st[hs3] + 2] - ts[st[hs3] + 1]
     ts[st[hs3] + 2] = ts[st[hs3] + 1] + np.minimum(g2, g1 // 2)
+    ts = _syn_backoff(ts, S, f_attempt, mix(seed, fid[seg], pos, np.full(len(ts), 7)))
 
     # -- sequence and acknowledgement numbers from each direction's ISN ----------------------
     first = [S.first_where(dirn == d) for d in (0, 1)]
@@ -845,6 +849,32 @@ def _udp_message_min(svc: I64) -> I64:
 def _consumed_before(S: Segments, dirn: I64, consumed: I64) -> list[I64]:
     """Per direction, the sequence space it consumed before each packet of the flow."""
     return [S.excl_cumsum(np.where(dirn == d, consumed, 0)) for d in (0, 1)]
+
+
+def _syn_backoff(ts: I64, S: Segments, f_attempt: Mask, noise: NDArray[np.uint64]) -> I64:
+    """Retries of an unanswered SYN on the retransmission timer: the first after the initial
+    timeout (RFC 6298's 1 s, or the 3 s of older stacks: whichever the generated first wait is
+    nearer, when it is within a factor of 2 of one), each later one after twice the previous
+    wait (at most :data:`SYN_BACKOFF_DOUBLINGS` doublings), every wait 0-1 % late as timers fire
+    (``noise``: a hash per packet). Attempts whose first wait is near neither keep their times."""
+    st, pos, seg = S.starts, S.pos, S.seg
+    idx = np.flatnonzero(f_attempt & (S.length >= 2))
+    if not len(idx):
+        return ts
+    g1 = np.maximum(ts[st[idx] + 1] - ts[st[idx]], 1).astype(np.float64)
+    ratio = np.abs(np.log2(g1[:, None] / SYN_RTO_NS[None, :]))
+    k = np.argmin(ratio, axis=1)
+    rto = np.zeros(S.count, np.int64)
+    rto[idx] = np.where(ratio[np.arange(len(idx)), k] < 1.0, SYN_RTO_NS[k], 0)
+    rows = (pos >= 1) & (rto[seg] > 0)
+    late = 1.0 + (noise % np.uint64(10_000)).astype(np.float64) / 1e6  # 0 to 1 % late
+    doublings = np.minimum(np.maximum(pos - 1, 0), SYN_BACKOFF_DOUBLINGS)
+    due = rto[seg] * 2.0**doublings
+    now = np.r_[0, np.diff(ts)]
+    on_time = (now >= due) & (now <= due * 1.01)  # already on the timer: kept (idempotent)
+    wait = np.where(rows, np.where(on_time, now, (due * late).astype(np.int64)), 0)
+    waited = S.excl_cumsum(wait) + wait
+    return np.where(rows, ts[st[seg]] + waited, ts)
 
 
 def _redundant_acks(S: Segments, dirn: I64, consumed: I64, pure: Mask) -> tuple[Mask, list[I64]]:

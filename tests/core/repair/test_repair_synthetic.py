@@ -227,6 +227,30 @@ def test_flow_without_responder_is_an_unanswered_attempt() -> None:
     assert out.l4[:3, 13].tolist() == [0x02, 0x12, 0x10] and check(out) == []
 
 
+def _attempt(gaps_s: list[float]) -> Traffic:
+    t = _one_flow([0] * (len(gaps_s) + 1), [0] * (len(gaps_s) + 1))
+    t.ts_ns = t.ts_ns[0] + np.r_[0, np.cumsum(np.array(gaps_s) * 1e9)].astype(np.int64)
+    return t
+
+
+def test_unanswered_syn_retries_back_off_on_the_retransmission_timer() -> None:
+    out, _ = repair(_attempt([0.8, 1.5, 3.9, 9.0, 12.0, 30.0, 50.0, 70.0, 20.0]), synthetic=True)
+    assert check(out) == [] and (out.l4[:, 13] == 0x02).all()
+    waits = np.diff(out.ts_ns) / 1e9
+    want = 1.0 * 2.0 ** np.minimum(np.arange(9), 6)  # 1, 2, 4, ... 64 s, then 64 s again
+    assert np.all(waits >= want) and np.all(waits <= want * 1.01)  # timers fire 0-1 % late
+    assert len(set(np.round(waits / want, 6).tolist())) > 1  # and not all equally late
+    # a first wait nearer 3 s: an older stack's initial timeout
+    waits = np.diff(repair(_attempt([2.4, 7.0]), synthetic=True)[0].ts_ns) / 1e9
+    assert 3.0 <= waits[0] <= 3.03 and 6.0 <= waits[1] <= 6.06
+    # waits far from any timeout (a second attempt minutes later) are kept
+    t = _attempt([40.0, 300.0])
+    assert (repair(t, synthetic=True)[0].ts_ns == t.ts_ns).all()
+    # the same input, the same times
+    again = repair(_attempt([0.8, 1.5, 3.9]), synthetic=True)[0].ts_ns
+    assert (again == repair(_attempt([0.8, 1.5, 3.9]), synthetic=True)[0].ts_ns).all()
+
+
 def test_flows_between_the_same_hosts_get_distinct_client_ports() -> None:
     flows = [_one_flow([0, 1, 0], [0, 0, 0]) for _ in range(40)]  # one client port for all
     t = Traffic.concat(flows)
