@@ -501,7 +501,13 @@ def _repair_synthetic(
         _add(report.fixed, "direction", int(flip.sum()))
         dup, C = _redundant_acks(S, dirn, consumed, pure)
     if dup.any():
-        k = np.flatnonzero(~dup)
+        # an ACK that would acknowledge the peer's next data is sent just after that data (as
+        # a delayed ACK is); the others, and those two ACKs of one segment make, are dropped
+        ts, moved = _delay_acks(S, dirn, consumed, dup, ts)
+        order = np.lexsort((S.index, ts, seg)) if moved.any() else S.index
+        dup = _redundant_acks(S, dirn[order], consumed[order], pure[order])[0]
+        k = order[~dup]
+        _add(report.fixed, "tcp_ack_delayed", int((moved[order] & ~dup).sum()))
         _add(report.fixed, "tcp_dup_ack_dropped", int(dup.sum()))
         rows, ip, l4, mac, ts, dirn, plen = (a[k] for a in (rows, ip, l4, mac, ts, dirn, plen))
         flags, fin, rst, syn_pkt, is_tcp, is_udp, is_icmp, is_echo, is_err, ihl_b = (
@@ -849,6 +855,30 @@ def _udp_message_min(svc: I64) -> I64:
 def _consumed_before(S: Segments, dirn: I64, consumed: I64) -> list[I64]:
     """Per direction, the sequence space it consumed before each packet of the flow."""
     return [S.excl_cumsum(np.where(dirn == d, consumed, 0)) for d in (0, 1)]
+
+
+def _delay_acks(S: Segments, dirn: I64, consumed: I64, dup: Mask, ts: I64) -> tuple[I64, Mask]:
+    """Times for redundant ACKs (``dup``) that the peer's next data or FIN in the flow would make
+    meaningful: just after that packet, by the ACK's own generated gap, at most half way to the
+    packet after it. Returns the times and which ACKs moved."""
+    moved = np.zeros(len(ts), np.bool_)
+    new_ts = ts.copy()
+    gap = np.r_[0, np.diff(ts)]
+    for d in (0, 1):
+        rows = np.flatnonzero(dup & (dirn == d))
+        data = np.flatnonzero((dirn != d) & (consumed > 0))
+        if not len(rows) or not len(data):
+            continue
+        at = np.searchsorted(data, rows, side="right")
+        ok = at < len(data)
+        j = data[np.minimum(at, len(data) - 1)]
+        ok &= S.seg[j] == S.seg[rows]
+        rows, j = rows[ok], j[ok]
+        after = np.where(S.is_last[j], np.iinfo(np.int64).max, ts[np.minimum(j + 1, len(ts) - 1)])
+        room = np.maximum((after - ts[j]) // 2, 0)
+        new_ts[rows] = ts[j] + np.minimum(np.maximum(gap[rows], 1), room)
+        moved[rows] = True
+    return new_ts, moved
 
 
 def _syn_backoff(ts: I64, S: Segments, f_attempt: Mask, noise: NDArray[np.uint64]) -> I64:

@@ -184,6 +184,27 @@ def test_redundant_ack_is_sent_by_the_peer_when_that_acknowledges_data() -> None
     assert check(out) == [] and report.fixed["tcp_dup_ack_dropped"] == 3
 
 
+def test_redundant_ack_waits_for_the_peers_next_data() -> None:
+    # SYN, SYN-ACK, ACK, server data, client ACK, client ACK again (nothing new: redundant),
+    # server data: the second client ACK goes just after that data and acknowledges it
+    t = _one_flow([0, 1, 0, 1, 0, 0, 1], [0, 0, 0, 50, 0, 0, 80])
+    out, report = repair(t, synthetic=True)
+    assert check(out) == [] and out.n_packets == 7
+    assert report.fixed["tcp_ack_delayed"] == 1 and "tcp_dup_ack_dropped" not in report.fixed
+    assert out.direction.tolist() == [0, 1, 0, 1, 0, 1, 0]
+    assert out.payload_len.tolist() == [0, 0, 0, 50, 0, 80, 0]
+    ack = ((out.l4[:, 8:12].astype(np.int64)) * [1 << 24, 1 << 16, 1 << 8, 1]).sum(axis=1)
+    seq = ((out.l4[:, 4:8].astype(np.int64)) * [1 << 24, 1 << 16, 1 << 8, 1]).sum(axis=1)
+    assert ack[6] == seq[5] + 80  # it acknowledges the data it waited for
+    gaps = np.diff(out.ts_ns)
+    assert gaps[5] == 1_000_000  # the ACK's own generated gap (1 ms), the data is the last packet
+    # two redundant ACKs waiting for the same data: one is sent, the other dropped
+    t = _one_flow([0, 1, 0, 1, 0, 0, 0, 1], [0, 0, 0, 50, 0, 0, 0, 80])
+    out, report = repair(t, synthetic=True)
+    assert check(out) == [] and out.n_packets == 7
+    assert report.fixed["tcp_ack_delayed"] == 1 and report.fixed["tcp_dup_ack_dropped"] == 1
+
+
 def test_stats_snap_service_ports_within_a_few_bits() -> None:
     web, dns = _one_flow([0, 1], [10, 10], 6, 80), _one_flow([0, 1], [30, 30], 17, 53)
     learned = Traffic.concat([web, web, dns, dns])
