@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from netdiffusion.cli import user_errors
-from netdiffusion.commands.options import label_options
+from netdiffusion.commands.options import device_option, label_options
 
 #: Headline figures printed at the end: (label, figure, floor figure).
 _HEADLINE = (
@@ -79,12 +79,7 @@ _HEADLINE = (
     help="Trees per random forest (fewer: faster, noisier figures).",
 )
 @click.option("--no-tshark", is_flag=True, help="Skip the tshark validity figures.")
-@click.option(
-    "--device",
-    type=click.Choice(["cuda", "cpu"]),
-    default=None,
-    help="Where a model samples (default: cuda when present).",
-)
+@device_option("Where a model samples (default: cuda when present).")
 @click.option(
     "-o",
     "--output",

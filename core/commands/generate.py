@@ -11,7 +11,7 @@ import click
 import numpy as np
 
 from netdiffusion._traffic import Traffic
-from netdiffusion.commands.options import address_options
+from netdiffusion.commands.options import address_options, device_option
 
 if TYPE_CHECKING:
     from netdiffusion.emit.pcap import PcapRecords
@@ -78,12 +78,7 @@ def parse_classes(text: str | None) -> dict[str, float] | None:
     default=None,
     help="Classifier-free guidance scale (1: none; default: the model's).",
 )
-@click.option(
-    "--device",
-    type=click.Choice(["cuda", "cpu"]),
-    default=None,
-    help="Where to sample (default: cuda when present).",
-)
+@device_option("Where to sample (default: cuda when present).")
 @click.option(
     "--batch-size",
     type=click.IntRange(min=1),

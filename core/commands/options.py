@@ -31,6 +31,11 @@ def label_options(func: F) -> F:
     return func
 
 
+def device_option(text: str) -> Callable[[F], F]:
+    """``--device cuda|cpu`` (default: cuda when present), described by ``text``."""
+    return click.option("--device", type=click.Choice(["cuda", "cpu"]), default=None, help=text)
+
+
 OUTPUT_FORMATS = ("pcap", "pcapng")
 
 

@@ -502,7 +502,8 @@ def _repair_synthetic(
         dup, C = _redundant_acks(S, dirn, consumed, pure)
     if dup.any():
         # an ACK that would acknowledge the peer's next data is sent just after that data (as
-        # a delayed ACK is); the others, and those two ACKs of one segment make, are dropped
+        # a delayed ACK is); the others, and the second of two ACKs waiting for the same data,
+        # are dropped
         ts, moved = _delay_acks(S, dirn, consumed, dup, ts)
         order = np.lexsort((S.index, ts, seg)) if moved.any() else S.index
         dup = _redundant_acks(S, dirn[order], consumed[order], pure[order])[0]
@@ -532,7 +533,7 @@ def _repair_synthetic(
     g1 = ts[st[hs3] + 1] - ts[st[hs3]]
     g2 = ts[st[hs3] + 2] - ts[st[hs3] + 1]
     ts[st[hs3] + 2] = ts[st[hs3] + 1] + np.minimum(g2, g1 // 2)
-    ts = _syn_backoff(ts, S, f_attempt, mix(seed, fid[seg], pos, np.full(len(ts), 7)))
+    ts = _syn_backoff(ts, S, f_attempt, seed, fid)
 
     # -- sequence and acknowledgement numbers from each direction's ISN ----------------------
     first = [S.first_where(dirn == d) for d in (0, 1)]
@@ -881,12 +882,13 @@ def _delay_acks(S: Segments, dirn: I64, consumed: I64, dup: Mask, ts: I64) -> tu
     return new_ts, moved
 
 
-def _syn_backoff(ts: I64, S: Segments, f_attempt: Mask, noise: NDArray[np.uint64]) -> I64:
+def _syn_backoff(ts: I64, S: Segments, f_attempt: Mask, seed: int, fid: I64) -> I64:
     """Retries of an unanswered SYN on the retransmission timer: the first after the initial
     timeout (RFC 6298's 1 s, or the 3 s of older stacks: whichever the generated first wait is
     nearer, when it is within a factor of 2 of one), each later one after twice the previous
     wait (at most :data:`SYN_BACKOFF_DOUBLINGS` doublings), every wait 0-1 % late as timers fire
-    (``noise``: a hash per packet). Attempts whose first wait is near neither keep their times."""
+    (by a hash of ``seed``, the flow id ``fid`` and the packet's place). Attempts whose first wait
+    is near neither keep their times."""
     st, pos, seg = S.starts, S.pos, S.seg
     idx = np.flatnonzero(f_attempt & (S.length >= 2))
     if not len(idx):
@@ -896,15 +898,20 @@ def _syn_backoff(ts: I64, S: Segments, f_attempt: Mask, noise: NDArray[np.uint64
     k = np.argmin(ratio, axis=1)
     rto = np.zeros(S.count, np.int64)
     rto[idx] = np.where(ratio[np.arange(len(idx)), k] < 1.0, SYN_RTO_NS[k], 0)
-    rows = (pos >= 1) & (rto[seg] > 0)
+    rows = np.flatnonzero((pos >= 1) & (rto[seg] > 0))
+    if not len(rows):
+        return ts
+    r_seg, r_pos = seg[rows], pos[rows]
+    noise = mix(seed, fid[r_seg], r_pos, np.full(len(rows), 7))
     late = 1.0 + (noise % np.uint64(10_000)).astype(np.float64) / 1e6  # 0 to 1 % late
-    doublings = np.minimum(np.maximum(pos - 1, 0), SYN_BACKOFF_DOUBLINGS)
-    due = rto[seg] * 2.0**doublings
-    now = np.r_[0, np.diff(ts)]
+    due = rto[r_seg] * 2.0 ** np.minimum(r_pos - 1, SYN_BACKOFF_DOUBLINGS)
+    now = ts[rows] - ts[rows - 1]
     on_time = (now >= due) & (now <= due * 1.01)  # already on the timer: kept (idempotent)
-    wait = np.where(rows, np.where(on_time, now, (due * late).astype(np.int64)), 0)
-    waited = S.excl_cumsum(wait) + wait
-    return np.where(rows, ts[st[seg]] + waited, ts)
+    wait = np.zeros(len(ts), np.int64)
+    wait[rows] = np.where(on_time, now, (due * late).astype(np.int64))
+    out = ts.copy()
+    out[rows] = ts[st[r_seg]] + (S.excl_cumsum(wait) + wait)[rows]
+    return out
 
 
 def _redundant_acks(S: Segments, dirn: I64, consumed: I64, pure: Mask) -> tuple[Mask, list[I64]]:
