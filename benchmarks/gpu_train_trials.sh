@@ -9,7 +9,8 @@
 # two with inter-arrival bits). Each trial runs scripts/build_default_model.py (its default loss
 # weights, plus iat_bits=4 when the trial has bits) with --time-limit TRIAL_SECONDS and
 # lands in $OUT/<name>.tar (the model directory, no checkpoint); $OUT/trials.log has each run's
-# last lines. BENCH lists trials whose generation is then benchmarked on the GPU (end to end).
+# last lines. BENCH lists trials whose generation is then benchmarked on the GPU (end to end);
+# "default" there is the bundled model.
 set -uo pipefail
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
 OUT="${OUT:-/tmp/gpu-trials}"
@@ -47,8 +48,10 @@ for spec in $TRIALS; do
 done
 
 for name in $BENCH; do
-  [ -f "$WORK/$name/netdiffusion.json" ] || continue
+  model="$WORK/$name"
+  [ "$name" = default ] && model=core/model/default
+  [ -f "$model/netdiffusion.json" ] || continue
   echo "== generation benchmark, $name (end to end: sample + repair + write)" | tee -a "$OUT/trials.log"
-  python3 benchmarks/bench_generate.py --model "$WORK/$name" --flows "${BENCH_FLOWS:-200000}" \
+  python3 benchmarks/bench_generate.py --model "$model" --flows "${BENCH_FLOWS:-200000}" \
       --batch 16384 --devices cuda 2>&1 | grep -v -i warn | tail -12 | tee -a "$OUT/trials.log"
 done

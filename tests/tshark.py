@@ -139,17 +139,24 @@ def tcp_state_problems(pcap: Path, extra: Sequence[str] = ()) -> list[str]:
             if flags & 0x12 != want_syn_ack[0] or from_orig != (i != 1):
                 problems.append(f"stream {stream}: packet {i} flags {flags:#x}: not the handshake")
         nxt: dict[str, int] = {}
+        ends: dict[str, set[int]] = defaultdict(set)  # where each side's segments ended
+        last_ack: dict[str, int] = {}
         for i, (src, flags, seq, ack, length) in enumerate(pkts):
             if i >= 3 and flags & 0x02:
                 problems.append(f"stream {stream}: SYN after the handshake at packet {i}")
             if src in nxt and seq != nxt[src]:
                 problems.append(f"stream {stream}: packet {i} seq {seq} != expected {nxt[src]}")
             peer = [k for k in nxt if k != src]
-            if flags & 0x10 and peer and ack != nxt[peer[0]]:
-                problems.append(
-                    f"stream {stream}: packet {i} ack {ack} != peer next {nxt[peer[0]]}"
-                )
+            # an ACK acknowledges the end of one of the peer's segments, never going back (an
+            # ACK per segment may trail the peer's latest one)
+            if flags & 0x10 and peer and ack not in ends[peer[0]]:
+                problems.append(f"stream {stream}: packet {i} ack {ack}: no peer segment ends here")
+            elif flags & 0x10 and src in last_ack and (ack - last_ack[src]) % 2**32 >= 2**31:
+                problems.append(f"stream {stream}: packet {i} ack {ack} goes back")
+            if flags & 0x10:
+                last_ack[src] = ack
             nxt[src] = (seq + length + bool(flags & 0x02) + bool(flags & 0x01)) % 2**32
+            ends[src].add(nxt[src])
             if flags & 0x04 and i != len(pkts) - 1:
                 problems.append(f"stream {stream}: packets after RST")
     return problems

@@ -486,7 +486,7 @@ def _repair_synthetic(
     syn_f = syn_pkt.astype(np.int64)
     consumed = np.where(is_tcp, plen + syn_f + fin, 0)
     pure = is_tcp & (pos >= 3) & (plen == 0) & ~fin & ~rst & ~attempt
-    dup, C = _redundant_acks(S, dirn, consumed, pure)
+    dup, C, _ = _redundant_acks(S, dirn, consumed, pure)
     for _ in range(_FLIP_PASSES):  # a flip can make a later ACK redundant: a few passes
         if not dup.any():
             break
@@ -499,7 +499,7 @@ def _repair_synthetic(
         ip[flip, 12:20] = np.concatenate([ip[flip, 16:20], ip[flip, 12:16]], axis=1)
         mac[flip] = np.concatenate([mac[flip, 6:12], mac[flip, 0:6]], axis=1)
         _add(report.fixed, "direction", int(flip.sum()))
-        dup, C = _redundant_acks(S, dirn, consumed, pure)
+        dup, C, _ = _redundant_acks(S, dirn, consumed, pure)
     if dup.any():
         # an ACK that would acknowledge the peer's next data is sent just after that data (as
         # a delayed ACK is); the others, and the second of two ACKs waiting for the same data,
@@ -519,9 +519,8 @@ def _repair_synthetic(
         S = Segments(t.flow[rows])
         seg, pos = S.seg, S.pos
         attempt = f_attempt[seg]
-        consumed = consumed[k]
-        C = _consumed_before(S, dirn, consumed)
-
+        consumed, pure = consumed[k], pure[k]
+    _, C, acked = _redundant_acks(S, dirn, consumed, pure)  # what each packet acknowledges
     # -- handshake timing: SYN -> SYN-ACK is the RTT, SYN-ACK -> ACK at most half of it ------
     st = S.starts
     hs2 = np.flatnonzero(f_tcp & ~f_attempt & (S.length >= 2))
@@ -541,15 +540,14 @@ def _repair_synthetic(
     isn = [np.where(first[d] >= 0, seq_in[np.maximum(first[d], 0)], 0) for d in (0, 1)]
     own_c = np.where(dirn == 0, C[0], C[1])
     seq = (np.where(dirn == 0, isn[0][seg], isn[1][seg]) + own_c) & M32
-    ack = (np.where(dirn == 0, isn[1][seg] + C[1], isn[0][seg] + C[0])) & M32
+    ack = (np.where(dirn == 0, isn[1][seg], isn[0][seg]) + acked) & M32
     ack = np.where((pos == 0) | attempt, 0, ack)
     seq = np.where(attempt, isn[0][seg] & M32, seq)  # a retransmitted SYN repeats the ISN
 
     # -- windows: every advertised window exceeds the peer's bytes in flight -----------------
     last_other = np.where(dirn == 0, S.last_before(dirn == 1), S.last_before(dirn == 0))
     jo = np.maximum(last_other, 0)
-    acked = np.where(dirn == 0, C[0][jo], C[1][jo])
-    inflight = np.where(is_tcp & (pos >= 2) & (last_other >= 0), own_c + consumed - acked, 0)
+    inflight = np.where(is_tcp & (pos >= 2) & (last_other >= 0), own_c + consumed - acked[jo], 0)
     need = np.stack([S.seg_max(np.where(dirn == d, inflight, 0)) for d in (0, 1)], axis=1)
     req = need[:, ::-1] + 1  # required scaled window advertised by each direction
     limits = 65535 << np.arange(15, dtype=np.int64)
@@ -914,13 +912,59 @@ def _syn_backoff(ts: I64, S: Segments, f_attempt: Mask, seed: int, fid: I64) -> 
     return out
 
 
-def _redundant_acks(S: Segments, dirn: I64, consumed: I64, pure: Mask) -> tuple[Mask, list[I64]]:
-    """Pure ACKs with nothing new from the peer since the same side's previous packet, and
-    each direction's sequence space consumed before every packet (``[C0, C1]``)."""
+def _redundant_acks(
+    S: Segments, dirn: I64, consumed: I64, pure: Mask
+) -> tuple[Mask, list[I64], I64]:
+    """Pure ACKs that acknowledge nothing new (the same as the same side's previous packet), each
+    direction's sequence space consumed before every packet (``[C0, C1]``) and what each packet
+    acknowledges of its peer's sequence space (:func:`_acked_peer`)."""
     C = _consumed_before(S, dirn, consumed)
-    peer_c = np.where(dirn == 0, C[1], C[0])
+    acked = _acked_peer(S, dirn, consumed, pure, C)
     prev_same = np.where(dirn == 0, S.last_before(dirn == 0), S.last_before(dirn == 1))
-    return pure & (prev_same >= 0) & (peer_c == peer_c[np.maximum(prev_same, 0)]), C
+    return pure & (prev_same >= 0) & (acked == acked[np.maximum(prev_same, 0)]), C, acked
+
+
+def _acked_peer(S: Segments, dirn: I64, consumed: I64, pure: Mask, C: list[I64]) -> I64:
+    """Per packet, the peer's sequence space it acknowledges: all the peer has sent, except in a
+    run of one side's packets with nothing new from the peer between them and a pure ACK after
+    the first. Such a run acknowledges the peer's segments since the side's previous packet one
+    by one (an ACK per segment, as stacks send them), the last of them all; pure ACKs left
+    without a segment of their own stay redundant (the same ack as the packet before)."""
+    peer_c = np.where(dirn == 0, C[1], C[0])
+    out = peer_c.copy()
+    for d in (0, 1):
+        rows = np.flatnonzero(dirn == d)
+        if len(rows) < 2:
+            continue
+        sg, p_c = S.seg[rows], peer_c[rows]
+        new = np.ones(len(rows), np.bool_)
+        new[1:] = (sg[1:] != sg[:-1]) | (p_c[1:] != p_c[:-1])
+        gid = np.cumsum(new) - 1
+        gstart = np.flatnonzero(new)
+        rank = np.arange(len(rows)) - gstart[gid]
+        size = np.diff(np.append(gstart, len(rows)))
+        has_dup = np.bincount(gid, weights=pure[rows] & (rank > 0), minlength=len(gstart)) > 0
+        if not has_dup.any():
+            continue
+        peer_cons = (dirn != d) & (consumed > 0)
+        k_before = S.excl_cumsum(peer_cons)  # the peer's segments before each packet
+        first = rows[gstart]
+        prev = np.where(gstart > 0, rows[np.maximum(gstart - 1, 0)], -1)
+        prev = np.where((prev >= 0) & (S.seg[np.maximum(prev, 0)] == S.seg[first]), prev, -1)
+        segs_new = k_before[first] - np.where(prev >= 0, k_before[np.maximum(prev, 0)], 0)
+        n_own = np.where(has_dup, np.minimum(size, segs_new), 0)
+        lag = rank < n_own[gid]
+        if not lag.any():
+            continue
+        # the b-th segment of the peer in the flow (1-based) ends at seq space ``ends[...]``
+        cons_rows = np.flatnonzero(peer_cons)
+        ends = np.where(dirn[cons_rows] == 0, C[0][cons_rows], C[1][cons_rows])
+        ends = ends + consumed[cons_rows]
+        flow_first = np.searchsorted(S.seg[cons_rows], S.seg[rows[lag]])
+        g = gid[lag]
+        b = k_before[first[g]] - n_own[g] + rank[lag] + 1
+        out[rows[lag]] = ends[flow_first + b - 1]
+    return out
 
 
 def _snap_ports(

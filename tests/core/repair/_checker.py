@@ -139,6 +139,7 @@ def _check_tcp(t: Traffic, name: str, idx: list[int]) -> list[str]:
     probs: list[str] = []
     nxt: dict[int, int] = {}
     acked: dict[int, int] = {}  # direction -> last ack it sent (of the peer's bytes)
+    ends: dict[int, set[int]] = defaultdict(set)  # direction -> where its segments ended
     window: dict[int, int] = {}  # direction -> last scaled window it advertised
     tsval_last: dict[int, int] = {}
     fins: dict[int, int] = defaultdict(int)
@@ -174,9 +175,15 @@ def _check_tcp(t: Traffic, name: str, idx: list[int]) -> list[str]:
         if k > 0:
             if not flags & 0x10:
                 probs.append(f"{name} pkt {k}: no ACK flag")
-            elif peer in nxt and ack != nxt[peer]:
-                probs.append(f"{name} pkt {k}: ack {ack} != peer next {nxt[peer]}")
+            elif peer in nxt and ack not in ends[peer]:
+                probs.append(f"{name} pkt {k}: ack {ack} is no end of a peer segment")
+            elif d in acked and (ack - acked[d]) % 2**32 >= 2**31:
+                probs.append(f"{name} pkt {k}: ack {ack} goes back from {acked[d]}")
+            elif k >= 3 and not plen and not flags & 0x07 and ack == acked.get(d):
+                probs.append(f"{name} pkt {k}: a duplicate ACK")
         nxt[d] = (seq + plen + bool(flags & 0x02) + bool(flags & 0x01)) % 2**32
+        if nxt[d] != seq:
+            ends[d].add(nxt[d])
         if win == 0:
             probs.append(f"{name} pkt {k}: zero window")
         # bytes in flight against the peer's last ack and window

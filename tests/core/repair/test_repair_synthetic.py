@@ -205,6 +205,23 @@ def test_redundant_ack_waits_for_the_peers_next_data() -> None:
     assert report.fixed["tcp_ack_delayed"] == 1 and report.fixed["tcp_dup_ack_dropped"] == 1
 
 
+def test_acks_in_a_row_acknowledge_the_peers_segments_one_by_one() -> None:
+    # SYN, SYN-ACK, ACK, two server segments, then two client pure ACKs: the first acknowledges
+    # the first segment, the second the rest (an ACK per segment); neither is dropped
+    t = _one_flow([0, 1, 0, 1, 1, 0, 0], [0, 0, 0, 50, 40, 0, 0])
+    out, report = repair(t, synthetic=True)
+    assert check(out) == [] and out.n_packets == 7
+    assert "tcp_dup_ack_dropped" not in report.fixed and "tcp_ack_delayed" not in report.fixed
+    ack = ((out.l4[:, 8:12].astype(np.int64)) * [1 << 24, 1 << 16, 1 << 8, 1]).sum(axis=1)
+    seq = ((out.l4[:, 4:8].astype(np.int64)) * [1 << 24, 1 << 16, 1 << 8, 1]).sum(axis=1)
+    assert ack[5] == seq[3] + 50 and ack[6] == seq[4] + 40
+    # a third ACK has no segment of its own: dropped, the two others stay as they were
+    t = _one_flow([0, 1, 0, 1, 1, 0, 0, 0], [0, 0, 0, 50, 40, 0, 0, 0])
+    out2, report = repair(t, synthetic=True)
+    assert check(out2) == [] and report.fixed["tcp_dup_ack_dropped"] == 1
+    assert np.array_equal(out2.l4[:, 8:12], out.l4[:, 8:12])
+
+
 def test_stats_snap_service_ports_within_a_few_bits() -> None:
     web, dns = _one_flow([0, 1], [10, 10], 6, 80), _one_flow([0, 1], [30, 30], 17, 53)
     learned = Traffic.concat([web, web, dns, dns])
