@@ -9,7 +9,10 @@
   ID, checksums, TCP sequence and acknowledgement numbers, TCP option contents (timestamps) and
   payload bytes. ``exact_copies`` counts synthetic flows whose identity is that of some training
   flow; ``exact_copy_rate`` divides by the synthetic flows; ``exact_copies_long`` counts only
-  flows of :data:`LONG_FLOW` packets or more. ``header_copies`` (and ``header_copies_long``,
+  flows of :data:`LONG_FLOW` packets or more; ``exact_copies_unique`` only copies of a training
+  flow that occurs once in the training set (common flows, a device's DNS query and its answer
+  at the same microsecond gap, repeat in real traffic; a copy of a one-off flow is what
+  memorisation looks like). ``header_copies`` (and ``header_copies_long``,
   ``header_copy_rate``) leave the gaps out: header sequences alone repeat all the time in real
   traffic (a device's DNS query and its answer), so compare them with the real-resample
   baseline's own rate.
@@ -40,6 +43,7 @@ __all__ = [
     "membership_auc",
     "nearest_distances",
     "privacy_figures",
+    "unique_copies",
 ]
 
 #: Flows of at least this many packets count in ``exact_copies_long``.
@@ -115,6 +119,12 @@ def exact_copies(synthetic: NDArray[np.uint64], train: NDArray[np.uint64]) -> tu
     return int(hit.sum()), float(hit.mean()) if len(hit) else float("nan")
 
 
+def unique_copies(synthetic: NDArray[np.uint64], train: NDArray[np.uint64]) -> int:
+    """Synthetic identities equal to a training identity that occurs exactly once there."""
+    ids, counts = np.unique(train, return_counts=True)
+    return int(np.isin(synthetic, ids[counts == 1]).sum())
+
+
 def _standardise(
     train: NDArray[np.float32], *others: NDArray[np.float32]
 ) -> list[NDArray[np.float64]]:
@@ -162,7 +172,8 @@ def membership_auc(
 def privacy_figures(
     train: Traffic, synthetic: Traffic, heldout: Traffic, *, seed: int = 0
 ) -> dict[str, float]:
-    """``exact_copies``, ``exact_copy_rate``, ``exact_copies_long`` (and the same three for
+    """``exact_copies``, ``exact_copy_rate``, ``exact_copies_long``, ``exact_copies_unique``
+    (and the first three for
     ``header_copies``: gaps left out), ``nn_distance_ratio``
     (with ``nn_distance.synthetic`` and ``nn_distance.heldout``) and ``membership_auc`` of
     ``synthetic`` against the training flows ``train``, held-out real flows ``heldout`` as
@@ -177,6 +188,8 @@ def privacy_figures(
         out[name] = count
         out[f"{name.replace('_copies', '_copy')}_rate"] = rate
         out[f"{name}_long"] = exact_copies(ids_syn[long], ids_train)[0]
+        if timing:
+            out[f"{name}_unique"] = unique_copies(ids_syn, ids_train)
     x_train, x_syn, x_held = _standardise(
         flow_features(fd.flow_fields(train)),
         flow_features(fd.flow_fields(synthetic)),

@@ -52,6 +52,7 @@ SUMMARY: tuple[tuple[str, str, str | None, str], ...] = (
     ("imbalance: minority F1 gain", "utility.imbalance.minority_gain", None, "> 0"),
     ("exact copies of training flows", "privacy.exact_copies", None, "0"),
     ("exact copies, flows of 3+ packets", "privacy.exact_copies_long", None, "0"),
+    ("exact copies of one-off training flows", "privacy.exact_copies_unique", None, "-"),
     ("header-sequence copies (gaps left out)", "privacy.header_copies", None, "-"),
     ("nearest-neighbour distance ratio", "privacy.nn_distance_ratio", None, "~1"),
     ("membership-inference AUC", "privacy.membership_auc", None, "~0.5"),

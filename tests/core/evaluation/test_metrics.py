@@ -216,6 +216,10 @@ def test_exact_copies_and_rates() -> None:
     assert priv.exact_copies(a, a) == (3, 1.0)
     assert priv.exact_copies(a, np.array([4, 5], np.uint64)) == (0, 0.0)
     assert priv.exact_copies(a, np.array([3], np.uint64)) == (1, pytest.approx(1 / 3))
+    # only training identities seen once count: 1 twice in training, 2 once, 4 never
+    train = np.array([1, 1, 2, 3], np.uint64)
+    assert priv.unique_copies(np.array([1, 2, 2, 4], np.uint64), train) == 2
+    assert priv.unique_copies(np.array([1, 1], np.uint64), train) == 0
 
 
 def test_membership_auc_copies_vs_disjoint() -> None:
@@ -233,11 +237,19 @@ def test_privacy_figures_copy_of_train() -> None:
     figs = priv.privacy_figures(train, train.copy(), held)
     assert figs["exact_copies"] == 6 and figs["exact_copy_rate"] == 1.0
     assert figs["exact_copies_long"] == 6  # 8 packets each
+    assert figs["exact_copies_unique"] == 0  # six equal flows: none is a one-off
     assert figs["header_copies"] == 6 and figs["header_copy_rate"] == 1.0
     assert figs["nn_distance_ratio"] == 0.0
     assert figs["membership_auc"] == pytest.approx(1.0)
     other = priv.privacy_figures(train, held, held)
     assert other["exact_copies"] == 0
+    # two equal flows and a one-off, copied: three copies, one of a one-off flow
+    pkts = [p for k in range(2) for p in _tcp_flow(k)] + _tcp_flow(2, size=300)
+    mixed = assemble_flows(fill_checksums(make_traffic(pkts)))
+    mixed.flow_label = np.zeros(mixed.n_flows, np.int32)
+    mixed.classes = ["web"]
+    figs = priv.privacy_figures(mixed, mixed.copy(), held)
+    assert figs["exact_copies"] == 3 and figs["exact_copies_unique"] == 1
 
 
 # -- validity -------------------------------------------------------------------------------------
