@@ -5,8 +5,8 @@
 #
 #   TRIAL_SECONDS=330 bash benchmarks/gpu_train_trials.sh
 #
-# TRIALS lists "name:width:layers:batch:lr:iat_bits" items (default below: the bundled recipe and
-# two with inter-arrival bits). Each trial runs scripts/build_default_model.py (its default loss
+# TRIALS lists "name:width:layers:batch:lr:iat_bits" items (default below: the bundled recipe, a
+# wider and a deeper denoiser). Each trial runs scripts/build_default_model.py (its default loss
 # weights, plus iat_bits=4 when the trial has bits) with --time-limit TRIAL_SECONDS and
 # lands in $OUT/<name>.tar (the model directory, no checkpoint); $OUT/trials.log has each run's
 # last lines. BENCH lists trials whose generation is then benchmarked on the GPU (end to end);
@@ -16,8 +16,8 @@ export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
 OUT="${OUT:-/tmp/gpu-trials}"
 mkdir -p "$OUT"
 SECONDS_EACH="${TRIAL_SECONDS:-330}"
-TRIALS="${TRIALS:-base:128:4:1024:0.002:0 bits:128:4:1024:0.002:14 bits2k:128:4:2048:0.003:14}"
-BENCH="${BENCH:-bits}"
+TRIALS="${TRIALS:-bundled:128:4:2048:0.003:14 wide:192:4:2048:0.003:14 deep:128:6:2048:0.003:14}"
+BENCH="${BENCH:-bundled}"
 WEIGHTS="direction=16,iat=8,ip_length=6,tcp_offset=3,tcp_flags=6,l4_kind=2"
 
 source benchmarks/gpu_setup.sh || exit 1

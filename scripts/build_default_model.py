@@ -11,9 +11,10 @@ model card; `netdiffusion generate` without --model uses it.
     python scripts/build_default_model.py                 # CUDA when present, else CPU
     python scripts/build_default_model.py --steps 200 --batch-size 64 --out /tmp/m  # a quick trial
 
-The defaults are the bundled model's recipe: 4 transformer blocks of width 128, 10,000 steps of
-1,024 flows at learning rate 0.002. The bundled weights came from one NVIDIA H100 (about 5
-minutes, sharing the GPU with two other trial runs); on a 2-core CPU the same recipe takes hours.
+The defaults are the bundled model's recipe: 4 transformer blocks of width 128, inter-arrival
+times also as 14 Gray-coded bits, 4,568 steps of 2,048 flows at learning rate 0.003. The bundled
+weights came from one NVIDIA H100 (about 5 minutes, sharing the GPU with three other trial runs;
+a time limit set the step count); on a 2-core CPU the same recipe takes many hours.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def split_files(captures: Path) -> tuple[list[Path], list[Path]]:
 
 #: Loss weights of the bundled model: the fields that decide a flow's structure (who sends,
 #: when, how much, which flags) weigh more than the other header bits.
-DEFAULT_WEIGHTS = "direction=16,iat=8,ip_length=6,tcp_offset=3,tcp_flags=6,l4_kind=2"
+DEFAULT_WEIGHTS = "direction=16,iat=8,ip_length=6,tcp_offset=3,tcp_flags=6,l4_kind=2,iat_bits=4"
 
 
 def _weights(spec: str) -> dict[str, float]:
@@ -71,9 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--out", type=Path, default=ROOT / "core" / "model" / "default")
-    ap.add_argument("--steps", type=int, default=10000)
-    ap.add_argument("--batch-size", type=int, default=1024)
-    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--steps", type=int, default=4568)
+    ap.add_argument("--batch-size", type=int, default=2048)
+    ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--width", type=int, default=128)
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
@@ -93,8 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--iat-bits",
         type=int,
-        default=0,
-        help="inter-arrival bits of the layout; the bundled model has none (%(default)s)",
+        default=14,
+        help="Gray-coded inter-arrival bits of the layout (0: none); the bundled model's: "
+        "%(default)s",
     )
     ap.add_argument("--checkpoint-every", type=int, default=1000)
     ap.add_argument(

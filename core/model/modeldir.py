@@ -115,7 +115,12 @@ def model_card(meta: dict[str, Any]) -> str:
         f"{cfg.get('heads')} heads, MLP ratio {cfg.get('mlp_ratio')}, "
         f"{meta.get('parameters', '?')} parameters",
         f"- features per packet: {len(layout.get('active_bits', []))} active header bits + "
-        "L4 block, direction, inter-arrival time",
+        "L4 block, direction, inter-arrival time"
+        + (
+            f" (also as {layout['iat_bits']} Gray-coded bits)"
+            if layout.get("iat_bits") and int(layout.get("format", 1)) >= 2
+            else ""
+        ),
         f"- flows of up to {layout.get('max_packets')} packets; prediction "
         f"`{meta.get('prediction_type')}`; DDPM training, DPM-Solver++ sampling with steps uniform "
         f"in log-SNR ({meta.get('sampling', {}).get('steps')} steps by default, guidance "
