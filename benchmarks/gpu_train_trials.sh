@@ -10,13 +10,14 @@
 # weights, plus iat_bits=4 when the trial has bits) with --time-limit TRIAL_SECONDS and
 # lands in $OUT/<name>.tar (the model directory, no checkpoint); $OUT/trials.log has each run's
 # last lines. BENCH lists trials whose generation is then benchmarked on the GPU (end to end);
-# "default" there is the bundled model.
+# "default" there is the bundled model. TRIALS= (empty) trains nothing: only the benchmarks run,
+#   BENCH=default BENCH_FLOWS=300000 TRIALS= bash benchmarks/gpu_train_trials.sh
 set -uo pipefail
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
 OUT="${OUT:-/tmp/gpu-trials}"
 mkdir -p "$OUT"
 SECONDS_EACH="${TRIAL_SECONDS:-330}"
-TRIALS="${TRIALS:-bundled:128:4:2048:0.003:14 wide:192:4:2048:0.003:14 deep:128:6:2048:0.003:14}"
+TRIALS="${TRIALS-bundled:128:4:2048:0.003:14 wide:192:4:2048:0.003:14 deep:128:6:2048:0.003:14}"
 BENCH="${BENCH:-bundled}"
 WEIGHTS="direction=16,iat=8,ip_length=6,tcp_offset=3,tcp_flags=6,l4_kind=2"
 
@@ -37,7 +38,7 @@ for spec in $TRIALS; do
       >"$WORK/$name.log" 2>"$WORK/$name.err" &
   pids+=($!)
 done
-wait "${pids[@]}"
+[ "${#pids[@]}" -gt 0 ] && wait "${pids[@]}"
 
 for spec in $TRIALS; do
   name=${spec%%:*}
