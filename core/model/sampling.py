@@ -14,8 +14,9 @@ Chunk ``k`` depends only on ``(seed, k)`` and the plan, so the same seed gives t
 (on the same device and with the same ``batch_size``).
 
 The CPU side (decode, addresses, repair, and for :meth:`TrafficModel.generate_records` the pcap
-record bytes) runs in a pool of ``workers`` processes (started with "spawn": never a fork of a
-process that may hold CUDA), one chunk per task, while the sampler keeps the device busy in a
+record bytes) runs in a pool of ``workers`` processes (:func:`_pool_context`: forked from a
+clean forkserver that has this module imported, or spawned; never a fork of a process that may
+hold CUDA), one chunk per task, while the sampler keeps the device busy in a
 thread. Results are taken in chunk order and merged into time order in the main process, so the
 output is the same whatever the number of workers (``workers=0``: all in-process).
 """
@@ -461,7 +462,7 @@ class TrafficModel:
         ``workers`` processes do the CPU side (0: in a thread of this process; default:
         :func:`default_workers` when sampling on CUDA, 0 on CPU, where the sampler is the
         bottleneck and uses every core). The result does not depend on it. Workers are started
-        with "spawn", so a script that calls this with workers needs the usual
+        with "forkserver" (or "spawn"), so a script that calls this with workers needs the usual
         ``if __name__ == "__main__":`` guard.
 
         Under a multi-process launch (``WORLD_SIZE`` > 1: ``accelerate launch``, ``torchrun``)
@@ -739,7 +740,7 @@ def _finish_all(
     items: Iterator[FlowTensor], job: _Job, workers: int, chunk0: int = 0, stride: int = 1
 ) -> Iterator[tuple[FlowTensor, Traffic | PcapRecords]]:
     """``(chunk, _finish_chunk(chunk))`` in chunk order; sampling runs one chunk ahead in a thread,
-    finishing in ``workers`` spawned processes (0: in this thread). The ``j``-th item is chunk
+    finishing in ``workers`` processes (0: in this thread). The ``j``-th item is chunk
     number ``chunk0 + j * stride`` of the run (a shard's chunks).
 
     At most ``workers + 2`` chunks are in flight. A worker's exception is raised here as it is;
@@ -754,10 +755,9 @@ def _finish_all(
         finally:
             chunks.close()
         return
-    import multiprocessing
     from concurrent.futures import Future, ProcessPoolExecutor
 
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    pool = ProcessPoolExecutor(workers, mp_context=_pool_context())
     for _ in range(workers):  # start every worker now: their imports overlap the first sample
         pool.submit(_ready)
     inflight: deque[tuple[FlowTensor, Future[Traffic | PcapRecords]]] = deque()
@@ -775,6 +775,20 @@ def _finish_all(
             fut.cancel()
         chunks.close()
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _pool_context() -> Any:
+    """The worker pool's start method: "forkserver" where the platform has it (each worker a
+    fork of a clean server process that imported this module once: milliseconds per worker,
+    where a spawned one imports everything again), else "spawn". Neither forks this process,
+    which may hold CUDA."""
+    import multiprocessing
+
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload([__name__])
+        return ctx
+    return multiprocessing.get_context("spawn")
 
 
 def _ready() -> None:
