@@ -70,7 +70,9 @@ def parse_classes(text: str | None) -> dict[str, float] | None:
     "--steps",
     type=click.IntRange(min=1, max=1000),
     default=None,
-    help="Denoising steps (DPM-Solver++; default: the model's).",
+    help="Denoising steps (DPM-Solver++; default: the model's, 8 for the bundled one). More "
+    "steps are slower and closer to real traffic (bundled model, 16 steps: half the speed, "
+    "discriminator AUC about 0.03 lower).",
 )
 @click.option(
     "--guidance",
