@@ -388,7 +388,8 @@ def train_model(
     after :data:`TIME_WARMUP_STEPS` + :data:`TIME_PROBE_STEPS` steps the step count is cut to what
     fits at the pace of the timed steps (rank 0's measure on every rank), and the learning-rate
     schedule anneals over the cut count; the steps done are recorded, and ``steps=`` that count
-    re-runs the same schedule. ``iat_bits``: inter-arrival bits of the feature layout (default
+    re-runs nearly the same schedule (the warm-up and the first 120 steps' cosine follow the
+    planned count). ``iat_bits``: inter-arrival bits of the feature layout (default
     :data:`~netdiffusion.model.features.DEFAULT_IAT_BITS`; 0: the continuous value alone).
     Raises :class:`ModelError`.
     """

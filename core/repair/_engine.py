@@ -486,7 +486,7 @@ def _repair_synthetic(
     syn_f = syn_pkt.astype(np.int64)
     consumed = np.where(is_tcp, plen + syn_f + fin, 0)
     pure = is_tcp & (pos >= 3) & (plen == 0) & ~fin & ~rst & ~attempt
-    dup, C, _ = _redundant_acks(S, dirn, consumed, pure)
+    dup, C, acked = _redundant_acks(S, dirn, consumed, pure)
     for _ in range(_FLIP_PASSES):  # a flip can make a later ACK redundant: a few passes
         if not dup.any():
             break
@@ -499,7 +499,7 @@ def _repair_synthetic(
         ip[flip, 12:20] = np.concatenate([ip[flip, 16:20], ip[flip, 12:16]], axis=1)
         mac[flip] = np.concatenate([mac[flip, 6:12], mac[flip, 0:6]], axis=1)
         _add(report.fixed, "direction", int(flip.sum()))
-        dup, C, _ = _redundant_acks(S, dirn, consumed, pure)
+        dup, C, acked = _redundant_acks(S, dirn, consumed, pure)
     if dup.any():
         # an ACK that would acknowledge the peer's next data is sent just after that data (as
         # a delayed ACK is); the others, and the second of two ACKs waiting for the same data,
@@ -520,7 +520,7 @@ def _repair_synthetic(
         seg, pos = S.seg, S.pos
         attempt = f_attempt[seg]
         consumed, pure = consumed[k], pure[k]
-    _, C, acked = _redundant_acks(S, dirn, consumed, pure)  # what each packet acknowledges
+        _, C, acked = _redundant_acks(S, dirn, consumed, pure)  # of the packets kept
     # -- handshake timing: SYN -> SYN-ACK is the RTT, SYN-ACK -> ACK at most half of it ------
     st = S.starts
     hs2 = np.flatnonzero(f_tcp & ~f_attempt & (S.length >= 2))
