@@ -925,45 +925,39 @@ def _redundant_acks(
 
 
 def _acked_peer(S: Segments, dirn: I64, consumed: I64, pure: Mask, C: list[I64]) -> I64:
-    """Per packet, the peer's sequence space it acknowledges: all the peer has sent, except in a
-    run of one side's packets with nothing new from the peer between them and a pure ACK after
-    the first. Such a run acknowledges the peer's segments since the side's previous packet one
-    by one (an ACK per segment, as stacks send them), the last of them all; pure ACKs left
-    without a segment of their own stay redundant (the same ack as the packet before)."""
-    peer_c = np.where(dirn == 0, C[1], C[0])
-    out = peer_c.copy()
+    """Per packet, the peer's sequence space it acknowledges: the end of one of the peer's
+    segments sent before it, never less than its side's previous packet acknowledged. ACKs may
+    lag, as delayed ACKs do, so that every pure ACK acknowledges at least one peer segment more
+    than the packet before it whenever the peer has sent enough segments for that (fewest pure
+    ACKs left redundant); within that, each packet acknowledges as much as it can (the last
+    of a side all the peer sent), and the handshake's SYN-ACK and ACK all of it. A pure ACK
+    left redundant has its side's previous ack."""
+    out = np.where(dirn == 0, C[1], C[0])  # all the peer has sent
     for d in (0, 1):
         rows = np.flatnonzero(dirn == d)
-        if len(rows) < 2:
-            continue
-        sg, p_c = S.seg[rows], peer_c[rows]
-        new = np.ones(len(rows), np.bool_)
-        new[1:] = (sg[1:] != sg[:-1]) | (p_c[1:] != p_c[:-1])
-        gid = np.cumsum(new) - 1
-        gstart = np.flatnonzero(new)
-        rank = np.arange(len(rows)) - gstart[gid]
-        size = np.diff(np.append(gstart, len(rows)))
-        has_dup = np.bincount(gid, weights=pure[rows] & (rank > 0), minlength=len(gstart)) > 0
-        if not has_dup.any():
-            continue
         peer_cons = (dirn != d) & (consumed > 0)
-        k_before = S.excl_cumsum(peer_cons)  # the peer's segments before each packet
-        first = rows[gstart]
-        prev = np.where(gstart > 0, rows[np.maximum(gstart - 1, 0)], -1)
-        prev = np.where((prev >= 0) & (S.seg[np.maximum(prev, 0)] == S.seg[first]), prev, -1)
-        segs_new = k_before[first] - np.where(prev >= 0, k_before[np.maximum(prev, 0)], 0)
-        n_own = np.where(has_dup, np.minimum(size, segs_new), 0)
-        lag = rank < n_own[gid]
-        if not lag.any():
+        if len(rows) < 2 or not peer_cons.any():
             continue
-        # the b-th segment of the peer in the flow (1-based) ends at seq space ``ends[...]``
+        R = Segments(S.seg[rows])
+        avail = S.excl_cumsum(peer_cons)[rows]  # peer segments sent before each packet
+        is_pure = pure[rows]
+        # fewest redundant: acknowledge as little as possible, a segment more at each pure ACK
+        # (x_j = min(x_{j-1} + step_j, avail_j), x_{-1} = 0; the handshake steps to all)
+        step = np.where(S.pos[rows] <= 2, int(avail.max()) + 1, is_pure.astype(np.int64))
+        csum = R.excl_cumsum(step) + step
+        low = csum + np.minimum(R.cummin(avail - csum), 0)
+        prev_low = np.where(R.pos > 0, np.r_[0, low[:-1]], 0)
+        gain = (is_pure & (low > prev_low)).astype(np.int64)
+        # then as much as possible: h_j = min(avail_j, h_{j+1} - gain_{j+1})
+        gsum = R.excl_cumsum(gain) + gain
+        high = gsum + R.cummin(avail - gsum, reverse=True)
+        # segment count -> sequence space: the end of the peer's high-th segment in the flow
         cons_rows = np.flatnonzero(peer_cons)
         ends = np.where(dirn[cons_rows] == 0, C[0][cons_rows], C[1][cons_rows])
         ends = ends + consumed[cons_rows]
-        flow_first = np.searchsorted(S.seg[cons_rows], S.seg[rows[lag]])
-        g = gid[lag]
-        b = k_before[first[g]] - n_own[g] + rank[lag] + 1
-        out[rows[lag]] = ends[flow_first + b - 1]
+        flow_first = np.searchsorted(S.seg[cons_rows], S.seg[rows])
+        at = np.clip(flow_first + high - 1, 0, len(cons_rows) - 1)
+        out[rows] = np.where(high > 0, ends[at], 0)
     return out
 
 

@@ -34,6 +34,20 @@ class Segments:
         ex = np.cumsum(x) - x
         return ex - ex[self.first]
 
+    def cummin(self, x: NDArray[np.integer], *, reverse: bool = False) -> I64:
+        """Minimum of ``x`` over the packets of the same segment up to each packet (from each
+        packet to the segment's end with ``reverse``)."""
+        x = np.asarray(x, dtype=np.int64)
+        if not self.n:
+            return x.copy()
+        lo = int(x.min())
+        span = int(x.max()) - lo + 1  # shift each segment below the ones scanned before it
+        step = -span if not reverse else span
+        shifted = (x - lo) + self.seg * step
+        if reverse:
+            return np.minimum.accumulate(shifted[::-1])[::-1] - self.seg * step + lo
+        return np.minimum.accumulate(shifted) - self.seg * step + lo
+
     def first_where(self, mask: Mask) -> I64:
         """Per segment, index of the first packet where ``mask`` holds, else -1."""
         if self.n == 0:

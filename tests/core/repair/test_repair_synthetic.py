@@ -222,6 +222,21 @@ def test_acks_in_a_row_acknowledge_the_peers_segments_one_by_one() -> None:
     assert np.array_equal(out2.l4[:, 8:12], out.l4[:, 8:12])
 
 
+def test_acks_lag_so_that_a_later_pure_ack_has_a_segment_to_acknowledge() -> None:
+    # two server segments, then client ACK, client data, client ACK: the first ACK acknowledges
+    # only the first segment (a delayed ACK), the data packet the same, the last ACK the rest;
+    # acknowledging both segments at once would leave the last ACK redundant (flipped or dropped)
+    t = _one_flow([0, 1, 0, 1, 1, 0, 0, 0], [0, 0, 0, 50, 40, 0, 30, 0])
+    out, report = repair(t, synthetic=True)
+    assert check(out) == [] and out.n_packets == 8
+    assert out.direction.tolist() == [0, 1, 0, 1, 1, 0, 0, 0]
+    assert "direction" not in report.fixed and "tcp_dup_ack_dropped" not in report.fixed
+    ack = ((out.l4[:, 8:12].astype(np.int64)) * [1 << 24, 1 << 16, 1 << 8, 1]).sum(axis=1)
+    seq = ((out.l4[:, 4:8].astype(np.int64)) * [1 << 24, 1 << 16, 1 << 8, 1]).sum(axis=1)
+    assert ack[5] == ack[6] == seq[3] + 50 and ack[7] == seq[4] + 40
+    assert ack[2] == seq[1] + 1  # the handshake's ACK acknowledges the SYN-ACK, never less
+
+
 def test_stats_snap_service_ports_within_a_few_bits() -> None:
     web, dns = _one_flow([0, 1], [10, 10], 6, 80), _one_flow([0, 1], [30, 30], 17, 53)
     learned = Traffic.concat([web, web, dns, dns])
