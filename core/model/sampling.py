@@ -275,7 +275,13 @@ class TrafficModel:
         if rest:
             counts[np.argsort(-(exact - counts), kind="stable")[:rest]] += 1
         labels = rng.permutation(np.repeat(np.arange(len(shares)), counts))
-        u = rng.random(n_flows)
+        # stratified lengths: the k-th of a class's n flows (in random order) draws its length
+        # from quantiles [k/n, (k+1)/n) of the class's length distribution, so that every run
+        # holds the training length mix up to rounding, not up to sampling noise
+        order = np.lexsort((rng.random(n_flows), labels))
+        rank = np.arange(n_flows) - np.repeat(np.cumsum(counts) - counts, counts)
+        u = np.empty(n_flows)
+        u[order] = (rank + rng.random(n_flows)) / counts[labels[order]]
         lengths = (self._length_cdf[labels] < u[:, None]).sum(axis=1) + 1
         lengths = np.minimum(lengths, self.max_packets)
         gaps = rng.exponential(self.flow_gap_ns, n_flows)

@@ -120,6 +120,23 @@ def test_class_request_and_sample(model_dir: Path) -> None:
     assert decoded.n_packets == int(mask.sum())
 
 
+def test_planned_lengths_hold_the_training_mix_up_to_rounding(model_dir: Path) -> None:
+    from netdiffusion.model import load_model
+
+    model = load_model(model_dir, device="cpu")
+    pmf = np.diff(model._length_cdf, axis=1, prepend=0.0)
+    for seed in (0, 1):
+        plan = model.plan(1000, classes={"Aria": 0.7, "EdnetGateway": 0.3}, seed=seed)
+        for name, n in (("Aria", 700), ("EdnetGateway", 300)):
+            c = model.classes.index(name)
+            got = np.bincount(plan.lengths[plan.labels == c] - 1, minlength=model.max_packets)
+            # stratified draws: each length within 2 of its expected count (iid draws of 1000
+            # flows stray by about the square root of the count)
+            assert np.abs(got - n * pmf[c]).max() <= 2, (got, n * pmf[c])
+    again = model.plan(1000, classes={"Aria": 0.7, "EdnetGateway": 0.3}, seed=1)
+    assert np.array_equal(again.lengths, plan.lengths)  # deterministic in the seed
+
+
 def test_not_a_model_is_one_line_error(tmp_path: Path, model_dir: Path) -> None:
     from netdiffusion.model import ModelError, load_model
 
