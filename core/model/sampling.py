@@ -292,8 +292,8 @@ class TrafficModel:
         self, packets: int, classes: Mapping[str, float] | Sequence[str] | str | None = None
     ) -> int:
         """Flows to plan so that a run of the class mix ``classes`` yields at least ``packets``
-        packets: 1.5 times ``packets`` over the mean planned flow length (repair drops about
-        one packet in eight), plus 16 (the rule of ``netdiffusion generate --packets``)."""
+        packets: 1.5 times ``packets`` over the mean planned flow length (repair may drop a
+        few packets), plus 16 (the rule of ``netdiffusion generate --packets``)."""
         pmf = np.diff(self._length_cdf, axis=1, prepend=0.0)
         mean = float(self.class_mix(classes) @ (pmf @ np.arange(1, self.max_packets + 1)))
         return max(1, math.ceil(1.5 * max(int(packets), 0) / max(mean, 1.0)) + 16)

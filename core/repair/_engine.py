@@ -50,9 +50,10 @@ def repair(
     ``traffic`` must have its flows assembled (``flow >= 0`` everywhere; ``direction`` 0 for the
     originator). ``synthetic=True`` rebuilds generated traffic: one transport protocol and port
     pair per flow, TCP handshakes and state, options, lengths, IP ids and TTLs, timing, payload
-    bytes and checksums; its output is sorted by time (stably) and may drop redundant duplicate
-    pure ACKs. ``synthetic=False`` repairs a real capture in place (order kept): checksums,
-    lengths and malformed options are fixed, everything else passes through byte-identical.
+    bytes and checksums; its output is sorted by time (stably) and may drop pure ACKs with
+    nothing new to acknowledge after their side's FIN. ``synthetic=False`` repairs a real
+    capture in place (order kept): checksums, lengths and malformed options are fixed,
+    everything else passes through byte-identical.
     """
     n = traffic.n_packets
     if not 68 <= mtu <= 65535:
@@ -482,7 +483,7 @@ def _repair_synthetic(
     flags |= np.where(fin, FIN, 0) | np.where(rst, RST, 0)
 
     # -- redundant pure ACKs (nothing new from the peer since this side's last packet): sent by
-    # the other side when that makes them acknowledge something, else dropped ---------------
+    # the other side when that makes them acknowledge something, else later or with a byte ----
     syn_f = syn_pkt.astype(np.int64)
     consumed = np.where(is_tcp, plen + syn_f + fin, 0)
     pure = is_tcp & (pos >= 3) & (plen == 0) & ~fin & ~rst & ~attempt
@@ -492,7 +493,7 @@ def _repair_synthetic(
             break
         own_c = np.where(dirn == 0, C[0], C[1])
         prev_other = np.where(dirn == 0, S.last_before(dirn == 1), S.last_before(dirn == 0))
-        flip = dup & (prev_other >= 0) & (own_c != own_c[np.maximum(prev_other, 0)])
+        flip = dup & (prev_other >= 0) & (own_c > acked[np.maximum(prev_other, 0)])
         if not flip.any():
             break
         dirn = np.where(flip, dirn ^ 1, dirn)
@@ -503,12 +504,21 @@ def _repair_synthetic(
     if dup.any():
         # an ACK that would acknowledge the peer's next data is sent just after that data (as
         # a delayed ACK is); the others, and the second of two ACKs waiting for the same data,
-        # are dropped
+        # carry a byte of data (a segment of its own: the flow keeps its packets), except
+        # after their side's FIN, where nothing more may be sent: those are dropped
         ts, moved = _delay_acks(S, dirn, consumed, dup, ts)
         order = np.lexsort((S.index, ts, seg)) if moved.any() else S.index
-        dup = _redundant_acks(S, dirn[order], consumed[order], pure[order])[0]
+        redundant = _redundant_acks(S, dirn[order], consumed[order], pure[order])[0]
+        fin_o, dirn_o = fin[order], dirn[order]
+        fins_before = [S.excl_cumsum(fin_o & (dirn_o == d)) for d in (0, 1)]
+        closed = np.where(dirn_o == 0, fins_before[0], fins_before[1]) > 0
+        given = order[redundant & ~closed]
+        plen[given] = consumed[given] = 1
+        pure[given] = False
+        _add(report.fixed, "tcp_ack_given_a_byte", len(given))
+        dup = redundant & closed
         k = order[~dup]
-        _add(report.fixed, "tcp_ack_delayed", int((moved[order] & ~dup).sum()))
+        _add(report.fixed, "tcp_ack_delayed", int((moved[order] & ~redundant).sum()))
         _add(report.fixed, "tcp_dup_ack_dropped", int(dup.sum()))
         rows, ip, l4, mac, ts, dirn, plen = (a[k] for a in (rows, ip, l4, mac, ts, dirn, plen))
         flags, fin, rst, syn_pkt, is_tcp, is_udp, is_icmp, is_echo, is_err, ihl_b = (

@@ -21,7 +21,8 @@ class RepairReport:
     """What :func:`~netdiffusion.repair.repair` changed.
 
     ``fixed`` counts packets changed per kind (``ip_checksum``, ``tcp_ack``, ``udp_length``, ...;
-    ``tcp_dup_ack_dropped`` counts packets removed). ``unfixed`` counts defects found and left
+    ``tcp_ack_given_a_byte`` redundant pure ACKs sent as one-byte segments,
+    ``tcp_dup_ack_dropped`` packets removed). ``unfixed`` counts defects found and left
     alone (real captures: e.g. ``ts_backwards`` within a flow, ``l4_unverifiable`` for packets
     that do not hold their whole payload). ``payload_filler`` names what supplied missing payload
     bytes: ``"fill_payloads"`` (the emitter's protocol-aware filler), ``"zeros"`` (fallback) or

@@ -63,15 +63,16 @@ def test_noise_repairs_to_valid_traffic(seed: int, n_flows: int, max_len: int, m
         assert np.array_equal(getattr(again, col), getattr(out, col)), col
 
 
-def test_pure_acks_are_dropped_when_redundant() -> None:
+def test_redundant_pure_acks_carry_a_byte() -> None:
     t = noise_traffic(3, 40, 30)
     t.payload_len[:] = np.where(np.arange(t.n_packets) % 3 == 0, 0, 100)
     t.ip[:, 9] = 6
     t.payload_off[:] = 0
     t.payload = np.zeros(0, np.uint8)
     out, report = repair(t, synthetic=True)
-    assert report.fixed["tcp_dup_ack_dropped"] > 0
+    assert report.fixed["tcp_ack_given_a_byte"] > 0
     assert check(out) == []
+    assert t.n_packets - out.n_packets == report.fixed.get("tcp_dup_ack_dropped", 0)
 
 
 def test_service_port_and_isn_kept() -> None:
@@ -178,10 +179,24 @@ def test_redundant_ack_is_sent_by_the_peer_when_that_acknowledges_data() -> None
     assert check(out) == []
     assert out.n_packets == 5 and "tcp_dup_ack_dropped" not in report.fixed
     assert out.direction.tolist() == [0, 1, 0, 0, 1]
-    # a pure ACK that acknowledges nothing either way is still dropped
+    # pure ACKs that acknowledge nothing either way carry a byte each (no flip: the server has
+    # nothing new to acknowledge either); the flow keeps its packets
     t = _one_flow([0, 1, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0])
     out, report = repair(t, synthetic=True)
-    assert check(out) == [] and report.fixed["tcp_dup_ack_dropped"] == 3
+    assert check(out) == [] and report.fixed["tcp_ack_given_a_byte"] == 3
+    assert out.direction.tolist() == [0, 1, 0, 0, 0, 0] and "direction" not in report.fixed
+    assert out.payload_len.tolist() == [0, 0, 0, 1, 1, 1]
+
+
+def test_redundant_ack_after_its_sides_fin_is_dropped() -> None:
+    # SYN, SYN-ACK, ACK, client FIN, server FIN, client ACK of it, client ACK again: nothing
+    # may follow the client's FIN but ACKs, and the last one acknowledges nothing new
+    t = _one_flow([0, 1, 0, 0, 1, 0, 0], [0] * 7)
+    t.l4[[3, 4], 13] = 0x11
+    out, report = repair(t, synthetic=True)
+    assert check(out) == [] and out.n_packets == 6
+    assert report.fixed["tcp_dup_ack_dropped"] == 1 and "tcp_ack_given_a_byte" not in report.fixed
+    assert out.l4[:, 13].tolist() == [0x02, 0x12, 0x10, 0x11, 0x11, 0x10]
 
 
 def test_redundant_ack_waits_for_the_peers_next_data() -> None:
@@ -198,11 +213,13 @@ def test_redundant_ack_waits_for_the_peers_next_data() -> None:
     assert ack[6] == seq[5] + 80  # it acknowledges the data it waited for
     gaps = np.diff(out.ts_ns)
     assert gaps[5] == 1_000_000  # the ACK's own generated gap (1 ms), the data is the last packet
-    # two redundant ACKs waiting for the same data: one is sent, the other dropped
+    # two redundant ACKs waiting for the same data: one is sent after it, the other carries a
+    # byte of data
     t = _one_flow([0, 1, 0, 1, 0, 0, 0, 1], [0, 0, 0, 50, 0, 0, 0, 80])
     out, report = repair(t, synthetic=True)
-    assert check(out) == [] and out.n_packets == 7
-    assert report.fixed["tcp_ack_delayed"] == 1 and report.fixed["tcp_dup_ack_dropped"] == 1
+    assert check(out) == [] and out.n_packets == 8
+    assert report.fixed["tcp_ack_delayed"] == 1 and report.fixed["tcp_ack_given_a_byte"] == 1
+    assert "tcp_dup_ack_dropped" not in report.fixed
 
 
 def test_acks_in_a_row_acknowledge_the_peers_segments_one_by_one() -> None:
@@ -215,11 +232,12 @@ def test_acks_in_a_row_acknowledge_the_peers_segments_one_by_one() -> None:
     ack = ((out.l4[:, 8:12].astype(np.int64)) * [1 << 24, 1 << 16, 1 << 8, 1]).sum(axis=1)
     seq = ((out.l4[:, 4:8].astype(np.int64)) * [1 << 24, 1 << 16, 1 << 8, 1]).sum(axis=1)
     assert ack[5] == seq[3] + 50 and ack[6] == seq[4] + 40
-    # a third ACK has no segment of its own: dropped, the two others stay as they were
+    # a third ACK has no segment of its own: it carries a byte, the two others stay as they were
     t = _one_flow([0, 1, 0, 1, 1, 0, 0, 0], [0, 0, 0, 50, 40, 0, 0, 0])
     out2, report = repair(t, synthetic=True)
-    assert check(out2) == [] and report.fixed["tcp_dup_ack_dropped"] == 1
-    assert np.array_equal(out2.l4[:, 8:12], out.l4[:, 8:12])
+    assert check(out2) == [] and report.fixed["tcp_ack_given_a_byte"] == 1
+    assert out2.payload_len.tolist() == [0, 0, 0, 50, 40, 0, 0, 1]
+    assert np.array_equal(out2.l4[:7, 8:12], out.l4[:, 8:12])
 
 
 def test_acks_lag_so_that_a_later_pure_ack_has_a_segment_to_acknowledge() -> None:
