@@ -106,6 +106,12 @@ def main(argv: list[str] | None = None) -> int:
         help="seconds: cut --steps to what fits (the model card records the steps done)",
     )
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument(
+        "--fingerprints-only",
+        action="store_true",
+        help="do not train: (re)write the fingerprints of the training flows into the model "
+        "at --out (what training writes too) and its model card",
+    )
     args = ap.parse_args(argv)
 
     from netdiffusion.inputs import read_flows
@@ -118,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     if summary.refused:
         print(f"error: refused captures: {summary.refused}", file=sys.stderr)
         return 1
+    if args.fingerprints_only:
+        return _fingerprints_only(args.out, traffic)
     print(f"training on {len(train_files)} files: {label_counts(traffic)}")
     config = {k: v for k, v in {"width": args.width, "layers": args.layers}.items() if v}
     result = train_model(
@@ -145,18 +153,45 @@ def main(argv: list[str] | None = None) -> int:
         "rule": "per class, files sorted by name; index % 5 == 2 held out, never seen in training",
     }
     (args.out / "heldout.json").write_text(json.dumps(held, indent=2) + "\n")
-    with (args.out / "README.md").open("a") as card:
-        card.write(
-            "\n## Held-out capture files\n\n"
-            f"{len(held_out)} capture files ({held['rule']}) are listed in `heldout.json`; "
-            "evaluate fidelity on them. Built by `python scripts/build_default_model.py` "
-            f"(`--steps {args.steps} --batch-size {args.batch_size} --lr {args.lr} --width "
-            f"{args.width} --layers {args.layers} --iat-bits {args.iat_bits}`).\n"
-        )
+    recipe = (
+        f"--steps {args.steps} --batch-size {args.batch_size} --lr {args.lr} --width "
+        f"{args.width} --layers {args.layers} --iat-bits {args.iat_bits}"
+    )
+    _card_held_out(args.out, len(held_out), held["rule"], recipe)
     print(
         f"model written to {args.out}: {result.steps} steps, loss {result.final_loss:.4f}, "
         f"validation loss {result.val_loss}, {result.seconds:.0f} s"
     )
+    return 0
+
+
+def _card_held_out(out: Path, n_held: int, rule: str, recipe: str) -> None:
+    """Append the held-out files and the recipe to the model card."""
+    with (out / "README.md").open("a") as card:
+        card.write(
+            "\n## Held-out capture files\n\n"
+            f"{n_held} capture files ({rule}) are listed in `heldout.json`; "
+            "evaluate fidelity on them. Built by `python scripts/build_default_model.py` "
+            f"(`{recipe}`).\n"
+        )
+
+
+def _fingerprints_only(out: Path, traffic: object) -> int:
+    """Write the training flows' fingerprints into the built model ``out``, as training does,
+    and rewrite its model card (its held-out section kept as it is)."""
+    from netdiffusion.model.copies import training_fingerprints, write_fingerprints
+    from netdiffusion.model.modeldir import read_meta, write_meta
+
+    meta = read_meta(out)
+    card = (out / "README.md").read_text()
+    tail = card[card.find("\n## Held-out capture files") :] if "## Held-out" in card else ""
+    ids = training_fingerprints(traffic, meta["layout"]["max_packets"])  # type: ignore[arg-type]
+    write_fingerprints(out, ids)
+    meta["data"]["fingerprints"] = len(ids)
+    write_meta(out, meta)
+    with (out / "README.md").open("a") as fh:
+        fh.write(tail)
+    print(f"{len(ids)} training flow fingerprints written to {out}")
     return 0
 
 

@@ -97,6 +97,13 @@ def parse_classes(text: str | None) -> dict[str, float] | None:
     "not depend on it.",
 )
 @click.option(
+    "--allow-copies",
+    is_flag=True,
+    help="Keep generated flows that equal a training flow seen once (a memorised record). By "
+    "default each is changed until it is new: one gap by a few microseconds, or a lone "
+    "packet's TTL by one or two (needs the model's fingerprints; the bundled model has them).",
+)
+@click.option(
     "-o",
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -125,6 +132,7 @@ def generate_command(
     device: str | None,
     batch_size: int,
     workers: int | None,
+    allow_copies: bool,
     output: Path,
     fmt: str | None,
     client_net: str,
@@ -161,6 +169,7 @@ def generate_command(
     kwargs = dict(
         classes=mix, steps=steps, guidance=guidance, seed=seed, batch_size=batch_size,
         client_net=client_net, server_net=server_net, progress=True, workers=workers,
+        allow_copies=allow_copies,
     )  # fmt: skip
     from netdiffusion.model.sharding import current_shard
 

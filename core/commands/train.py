@@ -81,6 +81,14 @@ from netdiffusion.inputs import read_flows
     help="Also learn each inter-arrival time as this many Gray-coded bits (timers to about "
     "0.1 %); 0: the continuous value alone.",
 )
+@click.option(
+    "--no-fingerprints",
+    is_flag=True,
+    help="Keep no fingerprints of the training flows in the model directory. By default it "
+    "holds those of the flows seen once, so that generation never emits a copy of one; they "
+    "also tell whether a given flow was in the training data, so leave them out of a model "
+    "trained on private captures that you will share.",
+)
 @click.option("--resume", is_flag=True, help="Continue from MODEL_DIR/checkpoint.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for reproducibility.")
 def train_command(
@@ -98,6 +106,7 @@ def train_command(
     checkpoint_every: int,
     time_limit: float | None,
     iat_bits: int,
+    no_fingerprints: bool,
     resume: bool,
     seed: int,
 ) -> None:
@@ -142,6 +151,7 @@ def train_command(
         resume=resume,
         time_limit=time_limit,
         iat_bits=iat_bits,
+        fingerprints=not no_fingerprints,
     )
     val = "n/a" if result.val_loss is None else f"{result.val_loss:.4f}"
     click.echo(

@@ -9,6 +9,7 @@
       netdiffusion.json                    format, feature layout, classes, per-class statistics,
                                            training and validation figures, the data used
       README.md                            model card written from netdiffusion.json
+      fingerprints.safetensors             one-off training flows' identities (never copied)
 
 ``netdiffusion.json`` keys: ``format`` (``"netdiffusion-model"``), ``version``, ``layout``
 (:meth:`FeatureLayout.to_json`), ``classes`` (names, in label order), ``class_flows`` (training
@@ -18,7 +19,9 @@ flow starts in the training captures), ``repair_stats`` (``ttl_modes`` and ``ser
 per class, for :class:`~netdiffusion.repair.RepairStats`), ``prediction_type``, ``sampling``
 (default steps and guidance), ``training`` (steps, batch size, learning rate, seed, final loss,
 time, devices), ``validation`` (loss overall and per class on held-out capture files) and
-``data`` (capture files used for training and for validation, packet and flow counts).
+``data`` (capture files used for training and for validation, packet and flow counts, and
+``fingerprints``: how many identities of one-off training flows ``fingerprints.safetensors``
+holds).
 
 Loading never reaches for a network: ``HF_HUB_OFFLINE=1`` is set before diffusers is imported,
 weights come from the local directory only (``local_files_only``, ``use_safetensors``).
@@ -168,8 +171,16 @@ def model_card(meta: dict[str, Any]) -> str:
         "",
         "`config.json` and `diffusion_pytorch_model.safetensors` (EMA weights), "
         "`scheduler/scheduler_config.json`, `netdiffusion.json` (feature layout, classes, "
-        "per-class flow lengths and TTL modes for the repair engine, figures above). "
-        "No file is a pickle.",
+        "per-class flow lengths and TTL modes for the repair engine, figures above)"
+        + (
+            f", `fingerprints.safetensors` (the identities of the {data['fingerprints']} "
+            "training flows seen once: generation changes a generated flow equal to one of them "
+            "by a few microseconds, see `netdiffusion.model.copies`; they also tell whether a "
+            "given flow was in the training data)"
+            if data.get("fingerprints")
+            else ""
+        )
+        + ". No file is a pickle.",
         "",
     ]
     return "\n".join(lines)

@@ -45,6 +45,7 @@ from netdiffusion._traffic import Traffic
 from netdiffusion.emit.pcap import _SLACK, PcapRecords, _items, pcap_records
 from netdiffusion.encoding import N_FEATURES, FlowTensor, decode_flows
 from netdiffusion.model._errors import ModelError
+from netdiffusion.model.copies import FINGERPRINTS_FILE, avoid_copies, read_fingerprints
 from netdiffusion.model.features import FeatureLayout
 from netdiffusion.model.modeldir import SCHEDULER_DIR, read_meta
 from netdiffusion.model.sharding import Shard, current_shard, exchange
@@ -456,6 +457,7 @@ class TrafficModel:
         device: str | None = None,
         progress: bool = False,
         workers: int | None = None,
+        allow_copies: bool = False,
     ) -> Iterator[Traffic]:
         """Repaired traffic in chunks, in global time order across chunks.
 
@@ -474,8 +476,13 @@ class TrafficModel:
         Under a multi-process launch (``WORLD_SIZE`` > 1: ``accelerate launch``, ``torchrun``)
         the chunks are shared out across the processes (:mod:`netdiffusion.model.sharding`):
         rank 0 yields every chunk, in order, the others yield nothing.
+
+        A generated flow equal to a training flow seen once (the model's fingerprints, see
+        :mod:`netdiffusion.model.copies`) is changed by a few microseconds of one gap (or one
+        TTL step for a single packet) until it is new; ``allow_copies`` leaves such flows
+        as they are.
         """
-        job = _Job(self.stats, client_net, server_net, seed, mtu)
+        job = self._job(client_net, server_net, seed, mtu, allow_copies)
         run = _Run(n_flows, classes, steps, guidance, seed, batch_size, start_ns)
         for traffic, _gid in self._parts(run, device, progress, job, workers):
             yield traffic
@@ -496,6 +503,7 @@ class TrafficModel:
         device: str | None = None,
         progress: bool = False,
         workers: int | None = None,
+        allow_copies: bool = False,
         nanosecond: bool = False,
         path: str | os.PathLike[str] = "<memory>",
     ) -> Iterator[PcapRecords]:
@@ -507,13 +515,21 @@ class TrafficModel:
         writing the chunks of :meth:`generate_batches` with a ``PcapWriter`` (``path`` only
         names the output in error messages).
         """
-        job = _Job(self.stats, client_net, server_net, seed, mtu, True, nanosecond, str(path))
+        job = self._job(client_net, server_net, seed, mtu, allow_copies)
+        job = replace(job, records=True, nanosecond=nanosecond, path=str(path))
         run = _Run(n_flows, classes, steps, guidance, seed, batch_size, start_ns)
         limits = self._limits(run)
         pending: list[PcapRecords] = []
         for k, (_ids, recs) in enumerate(self._finished(run, device, progress, job, workers)):
             out, pending = _window_records(pending, recs, limits[k])
             yield out
+
+    def _job(
+        self, client_net: str, server_net: str, seed: int, mtu: int, allow_copies: bool
+    ) -> _Job:
+        prints = self.path / FINGERPRINTS_FILE
+        guard = "" if allow_copies or not prints.is_file() else str(prints)
+        return _Job(self.stats, client_net, server_net, seed, mtu, fingerprints=guard)
 
     def _limits(self, run: _Run) -> list[int | None]:
         """Per chunk: the start of the next chunk's first flow (None for the last chunk)."""
@@ -583,10 +599,11 @@ class TrafficModel:
         mtu: int = 1500,
         device: str | None = None,
         workers: int | None = None,
+        allow_copies: bool = False,
     ) -> Traffic:
         """``n_flows`` generated, repaired flows as one :class:`Traffic` (see
         :meth:`generate_batches`; flow ids here are global)."""
-        job = _Job(self.stats, client_net, server_net, seed, mtu)
+        job = self._job(client_net, server_net, seed, mtu, allow_copies)
         run = _Run(n_flows, classes, steps, guidance, seed, batch_size, start_ns)
         parts = list(self._parts(run, device, False, job, workers))
         if not parts:
@@ -728,6 +745,7 @@ class _Job:
     records: bool = False  # build pcap records (else return the repaired Traffic)
     nanosecond: bool = False
     path: str = "<memory>"
+    fingerprints: str = ""  # the model's fingerprints file: no copies of one-off flows
 
 
 def _finish_chunk(ft: FlowTensor, k: int, job: _Job) -> Traffic | PcapRecords:
@@ -737,6 +755,10 @@ def _finish_chunk(ft: FlowTensor, k: int, job: _Job) -> Traffic | PcapRecords:
     t = decode_flows(ft)
     t = _assign(t, job.client_net, job.server_net, job.seed)
     t, _report = repair(t, synthetic=True, stats=job.stats, mtu=job.mtu, seed=job.seed + k)
+    if job.fingerprints:
+        known = read_fingerprints(Path(job.fingerprints).parent)
+        if known is not None:
+            t = avoid_copies(t, known)[0]
     if not job.records:
         return t
     return pcap_records(t, nanosecond=job.nanosecond, mtu=job.mtu, path=job.path)

@@ -43,6 +43,7 @@ from netdiffusion._atomic import atomic_output
 from netdiffusion._traffic import Traffic
 from netdiffusion.encoding import FlowTensor, decode_flows, encode_flows
 from netdiffusion.model._errors import ModelError
+from netdiffusion.model.copies import FINGERPRINTS_FILE, training_fingerprints, write_fingerprints
 from netdiffusion.model.features import DEFAULT_IAT_BITS, FeatureLayout
 from netdiffusion.model.modeldir import (
     FORMAT,
@@ -111,6 +112,7 @@ class _Data:
     file_names: list[str]
     classes: list[str]
     stats: RepairStats
+    identities: NDArray[np.uint64]  # of the flows seen once, for the model's fingerprints
 
 
 def _first_packets(flow: NDArray[np.int64], n_flows: int) -> NDArray[np.int64]:
@@ -158,6 +160,7 @@ def _prepare(
         files = data.file[first[ft.flow_id]].astype(np.int64)
         names = list(data.files)
         stats = RepairStats.learn(data)
+        identities = training_fingerprints(data, max_packets)
     else:
         ft = replace(data)  # labels are remapped below: never touch the caller's object
         files = (
@@ -166,7 +169,9 @@ def _prepare(
             else np.asarray(flow_files, np.int64)
         )
         names = list(file_names or [])
-        stats = RepairStats.learn(decode_flows(ft))
+        decoded = decode_flows(ft)
+        stats = RepairStats.learn(decoded)
+        identities = training_fingerprints(decoded, max_packets)
     if ft.n_flows == 0:
         raise ModelError("no flows to train on")
     label = ft.label.copy()
@@ -190,7 +195,7 @@ def _prepare(
         {c: m for c, m in stats.ttl_modes.items() if c in classes},
         {c: v for c, v in stats.service_ports.items() if c in classes},
     )
-    return _Data(ft, files, names, classes, stats)
+    return _Data(ft, files, names, classes, stats, identities)
 
 
 def split_by_file(
@@ -374,6 +379,7 @@ def train_model(
     feature_weights: Mapping[str, float] | None = None,
     time_limit: float | None = None,
     iat_bits: int | None = None,
+    fingerprints: bool = True,
 ) -> TrainResult:
     """Train a model on labelled flows and write the model directory ``out_dir``.
 
@@ -391,6 +397,9 @@ def train_model(
     re-runs nearly the same schedule (the warm-up and the first 120 steps' cosine follow the
     planned count). ``iat_bits``: inter-arrival bits of the feature layout (default
     :data:`~netdiffusion.model.features.DEFAULT_IAT_BITS`; 0: the continuous value alone).
+    ``fingerprints``: keep the identities of the flows that occur once in the data in the
+    model directory, so that generation never emits a copy of one
+    (:mod:`netdiffusion.model.copies`; they also tell whether a given flow was in the data).
     Raises :class:`ModelError`.
     """
     import torch
@@ -617,6 +626,11 @@ def train_model(
             planned_steps=planned_steps if steps != planned_steps else None,
             time_limit=time_limit,
         )  # fmt: skip
+        if fingerprints:
+            write_fingerprints(out, prep.identities)
+            meta["data"]["fingerprints"] = len(prep.identities)
+        else:
+            (out / FINGERPRINTS_FILE).unlink(missing_ok=True)
         write_meta(out, meta)
     acc.wait_for_everyone()
     return result
