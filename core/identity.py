@@ -10,8 +10,8 @@ acknowledgement numbers, TCP option contents (timestamps) and payload bytes.
 
 Two flows with equal identities are exact copies of each other: the evaluation suite counts
 generated flows whose identity is a training flow's (``privacy.exact_copies``), and a model
-directory keeps its training flows' identities so that generation never emits one
-(:mod:`netdiffusion.model.copies`).
+directory keeps the identities of its one-off training flows so that generation never emits
+one (:mod:`netdiffusion.model.copies`).
 """
 
 from __future__ import annotations

@@ -87,7 +87,8 @@ def _read(path: str, mtime_ns: int) -> NDArray[np.uint64]:
 
 
 def read_fingerprints(model_dir: str | os.PathLike[str]) -> NDArray[np.uint64] | None:
-    """The model directory's training flow identities (sorted), or None when it has none."""
+    """The identities of the model directory's one-off training flows (sorted), or None when
+    it has no fingerprints."""
     path = Path(model_dir) / FINGERPRINTS_FILE
     if not path.is_file():
         return None
