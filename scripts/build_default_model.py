@@ -23,6 +23,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from netdiffusion import Traffic
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES = (
@@ -109,8 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--fingerprints-only",
         action="store_true",
-        help="do not train: (re)write the fingerprints of the training flows into the model "
-        "at --out (what training writes too) and its model card",
+        help="do not train: (re)write the fingerprints of the one-off training flows into the "
+        "model at --out (what training writes too) and its model card",
     )
     args = ap.parse_args(argv)
 
@@ -176,7 +180,7 @@ def _card_held_out(out: Path, n_held: int, rule: str, recipe: str) -> None:
         )
 
 
-def _fingerprints_only(out: Path, traffic: object) -> int:
+def _fingerprints_only(out: Path, traffic: Traffic) -> int:
     """Write the training flows' fingerprints into the built model ``out``, as training does,
     and rewrite its model card (its held-out section kept as it is)."""
     from netdiffusion.model.copies import training_fingerprints, write_fingerprints
@@ -185,13 +189,13 @@ def _fingerprints_only(out: Path, traffic: object) -> int:
     meta = read_meta(out)
     card = (out / "README.md").read_text()
     tail = card[card.find("\n## Held-out capture files") :] if "## Held-out" in card else ""
-    ids = training_fingerprints(traffic, meta["layout"]["max_packets"])  # type: ignore[arg-type]
+    ids = training_fingerprints(traffic, meta["layout"]["max_packets"])
     write_fingerprints(out, ids)
     meta["data"]["fingerprints"] = len(ids)
     write_meta(out, meta)
     with (out / "README.md").open("a") as fh:
         fh.write(tail)
-    print(f"{len(ids)} training flow fingerprints written to {out}")
+    print(f"fingerprints of {len(ids)} one-off training flows written to {out}")
     return 0
 
 
