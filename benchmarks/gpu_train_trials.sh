@@ -5,9 +5,11 @@
 #
 #   TRIAL_SECONDS=330 bash benchmarks/gpu_train_trials.sh
 #
-# TRIALS lists "name:width:layers:batch:lr:iat_bits" items (default below: the bundled recipe, a
-# wider and a deeper denoiser). Each trial runs scripts/build_default_model.py (its default loss
-# weights, plus iat_bits=4 when the trial has bits) with --time-limit TRIAL_SECONDS and
+# TRIALS lists "name:width:layers:batch:lr:iat_bits[:weights]" items (default below: the bundled
+# recipe, a wider and a deeper denoiser). Each trial runs scripts/build_default_model.py (its
+# default loss weights, plus iat_bits=4 when the trial has bits, then the item's own "k=v,..."
+# weights over those, e.g. "timing:128:4:2048:0.003:14:iat=16,iat_bits=8") with
+# --time-limit TRIAL_SECONDS and
 # lands in $OUT/<name>.tar (the model directory, no checkpoint); $OUT/trials.log has each run's
 # last lines. BENCH lists trials whose generation is then benchmarked on the GPU (end to end);
 # "default" there is the bundled model. TRIALS= (empty) trains nothing: only the benchmarks run,
@@ -27,10 +29,11 @@ WORK=/tmp/trials
 mkdir -p "$WORK"
 pids=()
 for spec in $TRIALS; do
-  IFS=: read -r name width layers batch lr bits <<<"$spec"
+  IFS=: read -r name width layers batch lr bits extra <<<"$spec"
   bits="${bits:-0}"
   weights="$WEIGHTS"
   [ "$bits" != 0 ] && weights="$WEIGHTS,iat_bits=4"
+  [ -n "${extra:-}" ] && weights="$weights,$extra"
   python3 scripts/build_default_model.py --data .gpu-data --out "$WORK/$name" \
       --width "$width" --layers "$layers" --batch-size "$batch" --lr "$lr" \
       --iat-bits "$bits" --feature-weights "$weights" \
