@@ -111,10 +111,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--resume", action="store_true")
     ap.add_argument(
-        "--fingerprints-only",
+        "--statistics-only",
         action="store_true",
-        help="do not train: (re)write the fingerprints of the one-off training flows into the "
-        "model at --out (what training writes too) and its model card",
+        help="do not train: recompute what the model at --out keeps beside its weights from the "
+        "training files, as training does (fingerprints of one-off flows, long flows' gap "
+        "quantiles), and its model card",
     )
     args = ap.parse_args(argv)
 
@@ -128,8 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     if summary.refused:
         print(f"error: refused captures: {summary.refused}", file=sys.stderr)
         return 1
-    if args.fingerprints_only:
-        return _fingerprints_only(args.out, traffic)
+    if args.statistics_only:
+        return _statistics_only(args.out, traffic)
     print(f"training on {len(train_files)} files: {label_counts(traffic)}")
     config = {k: v for k, v in {"width": args.width, "layers": args.layers}.items() if v}
     result = train_model(
@@ -180,22 +181,33 @@ def _card_held_out(out: Path, n_held: int, rule: str, recipe: str) -> None:
         )
 
 
-def _fingerprints_only(out: Path, traffic: Traffic) -> int:
-    """Write the training flows' fingerprints into the built model ``out``, as training does,
-    and rewrite its model card (its held-out section kept as it is)."""
+def _statistics_only(out: Path, traffic: Traffic) -> int:
+    """Recompute the fingerprints and gap quantiles of the built model ``out`` from its training
+    flows, as training does, and rewrite its model card (its held-out section kept as it is)."""
+    from netdiffusion.encoding import encode_flows
     from netdiffusion.model.copies import training_fingerprints, write_fingerprints
+    from netdiffusion.model.gaps import default_edges, gap_quantiles
     from netdiffusion.model.modeldir import read_meta, write_meta
 
     meta = read_meta(out)
     card = (out / "README.md").read_text()
     tail = card[card.find("\n## Held-out capture files") :] if "## Held-out" in card else ""
-    ids = training_fingerprints(traffic, meta["layout"]["max_packets"])
+    max_packets = int(meta["layout"]["max_packets"])
+    ids = training_fingerprints(traffic, max_packets)
     write_fingerprints(out, ids)
     meta["data"]["fingerprints"] = len(ids)
+    ft = encode_flows(traffic, max_packets=max_packets)
+    log_gaps = ft.iat.astype("float64") * ft.iat_scale
+    entry = gap_quantiles(ft.lengths, ft.label, log_gaps, ft.offsets, list(ft.classes),
+                          default_edges(max_packets))  # fmt: skip
+    meta["gap_quantiles"] = entry
     write_meta(out, meta)
     with (out / "README.md").open("a") as fh:
         fh.write(tail)
-    print(f"fingerprints of {len(ids)} one-off training flows written to {out}")
+    print(
+        f"fingerprints of {len(ids)} one-off training flows and gap quantiles of "
+        f"{len(entry['quantiles'])} classes written to {out}"
+    )
     return 0
 
 

@@ -15,7 +15,8 @@
 (:meth:`FeatureLayout.to_json`), ``classes`` (names, in label order), ``class_flows`` (training
 flows per class), ``class_proportions`` (their shares: the default mix when generating),
 ``lengths`` (per class, flow counts by length 1..max_packets), ``flow_gap_ns`` (mean gap between
-flow starts in the training captures), ``repair_stats`` (``ttl_modes`` and ``service_ports``
+flow starts in the training captures), ``gap_quantiles`` (per class, the training gaps of long
+flows, :mod:`netdiffusion.model.gaps`), ``repair_stats`` (``ttl_modes`` and ``service_ports``
 per class, for :class:`~netdiffusion.repair.RepairStats`), ``prediction_type``, ``sampling``
 (default steps and guidance), ``training`` (steps, batch size, learning rate, seed, final loss,
 time, devices), ``validation`` (loss overall and per class on held-out capture files) and
@@ -171,7 +172,8 @@ def model_card(meta: dict[str, Any]) -> str:
         "",
         "`config.json` and `diffusion_pytorch_model.safetensors` (EMA weights), "
         "`scheduler/scheduler_config.json`, `netdiffusion.json` (feature layout, classes, "
-        "per-class flow lengths and TTL modes for the repair engine, figures above)"
+        "per-class flow lengths, long flows' gap quantiles and TTL modes for the repair engine, "
+        "figures above)"
         + (
             f", `fingerprints.safetensors` (the identities of the {data['fingerprints']} "
             "training flows seen once: generation changes a generated flow equal to one of them "

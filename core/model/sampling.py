@@ -47,6 +47,7 @@ from netdiffusion.encoding import N_FEATURES, FlowTensor, decode_flows
 from netdiffusion.model._errors import ModelError
 from netdiffusion.model.copies import FINGERPRINTS_FILE, avoid_copies, read_fingerprints
 from netdiffusion.model.features import FeatureLayout
+from netdiffusion.model.gaps import calibrate_gaps
 from netdiffusion.model.modeldir import SCHEDULER_DIR, read_meta
 from netdiffusion.model.sharding import Shard, current_shard, exchange
 from netdiffusion.nprint import N_BITS
@@ -529,7 +530,10 @@ class TrafficModel:
     ) -> _Job:
         prints = self.path / FINGERPRINTS_FILE
         guard = "" if allow_copies or not prints.is_file() else str(prints)
-        return _Job(self.stats, client_net, server_net, seed, mtu, fingerprints=guard)
+        return _Job(
+            self.stats, client_net, server_net, seed, mtu, fingerprints=guard,
+            gap_quantiles=self.meta.get("gap_quantiles"),
+        )  # fmt: skip
 
     def _limits(self, run: _Run) -> list[int | None]:
         """Per chunk: the start of the next chunk's first flow (None for the last chunk)."""
@@ -746,13 +750,14 @@ class _Job:
     nanosecond: bool = False
     path: str = "<memory>"
     fingerprints: str = ""  # the model's fingerprints file: no copies of one-off flows
+    gap_quantiles: dict[str, Any] | None = None  # long flows' gaps (netdiffusion.model.gaps)
 
 
 def _finish_chunk(ft: FlowTensor, k: int, job: _Job) -> Traffic | PcapRecords:
     """Chunk ``k`` decoded, addressed and repaired (sorted by time), as Traffic or pcap records.
 
     Runs in a worker process or in-process; depends only on its arguments."""
-    t = decode_flows(ft)
+    t = calibrate_gaps(decode_flows(ft), job.gap_quantiles)
     t = _assign(t, job.client_net, job.server_net, job.seed)
     t, _report = repair(t, synthetic=True, stats=job.stats, mtu=job.mtu, seed=job.seed + k)
     if job.fingerprints:
