@@ -12,9 +12,9 @@ the same chunk, onto those quantiles: the model's ordering of the gaps is kept, 
 comes from the data.
 
 Measured on the bundled model (held-out files, 4 generation seeds, paired): discriminator ROC
-AUC 0.636 against 0.649 without, train-on-synthetic unchanged. Applied to flows of every length
-it made the discriminator worse (0.691): it breaks how a short flow's gaps go together (a
-request and its answer).
+AUC 0.637 against 0.649 without (lower on every seed), train-on-synthetic unchanged. Applied
+to flows of every length it made the discriminator worse (0.691): it breaks how a short flow's
+gaps go together (a request and its answer).
 """
 
 from __future__ import annotations
