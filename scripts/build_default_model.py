@@ -186,7 +186,7 @@ def _statistics_only(out: Path, traffic: Traffic) -> int:
     flows, as training does, and rewrite its model card (its held-out section kept as it is)."""
     from netdiffusion.encoding import encode_flows
     from netdiffusion.model.copies import training_fingerprints, write_fingerprints
-    from netdiffusion.model.gaps import default_edges, gap_quantiles
+    from netdiffusion.model.gaps import gap_quantiles
     from netdiffusion.model.modeldir import read_meta, write_meta
 
     meta = read_meta(out)
@@ -196,10 +196,7 @@ def _statistics_only(out: Path, traffic: Traffic) -> int:
     ids = training_fingerprints(traffic, max_packets)
     write_fingerprints(out, ids)
     meta["data"]["fingerprints"] = len(ids)
-    ft = encode_flows(traffic, max_packets=max_packets)
-    log_gaps = ft.iat.astype("float64") * ft.iat_scale
-    entry = gap_quantiles(ft.lengths, ft.label, log_gaps, ft.offsets, list(ft.classes),
-                          default_edges(max_packets))  # fmt: skip
+    entry = gap_quantiles(encode_flows(traffic, max_packets=max_packets))
     meta["gap_quantiles"] = entry
     write_meta(out, meta)
     with (out / "README.md").open("a") as fh:

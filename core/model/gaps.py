@@ -25,6 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from netdiffusion._traffic import Traffic
+from netdiffusion.encoding import FlowTensor
 
 __all__ = ["QUANTILES", "calibrate_gaps", "default_edges", "gap_quantiles"]
 
@@ -45,23 +46,18 @@ def _band(length: NDArray[np.int64], edges: list[int]) -> NDArray[np.int64]:
     return np.searchsorted(np.asarray(edges, np.int64), length, side="right") - 1
 
 
-def gap_quantiles(
-    lengths: NDArray[np.integer],
-    labels: NDArray[np.integer],
-    log_gaps: NDArray[np.floating],
-    offsets: NDArray[np.integer],
-    classes: list[str],
-    edges: list[int],
-) -> dict[str, Any]:
-    """The ``gap_quantiles`` entry of a model's metadata from packed flows: per flow its length
-    and class index, per packet ``log1p(gap in us)`` (rows ``offsets[i]:offsets[i + 1]`` for
-    flow ``i``, the first packet's gap ignored)."""
-    lengths = np.asarray(lengths, np.int64)
+def gap_quantiles(flows: FlowTensor, edges: list[int] | None = None) -> dict[str, Any]:
+    """The ``gap_quantiles`` entry of a model's metadata from its training flows (bands
+    ``edges``, default :func:`default_edges` of their ``max_packets``; each flow's first packet
+    has no gap)."""
+    edges = default_edges(flows.max_packets) if edges is None else list(edges)
+    lengths = flows.lengths.astype(np.int64)
     seg = np.repeat(np.arange(len(lengths)), lengths)
-    pos = np.arange(int(lengths.sum())) - np.repeat(np.asarray(offsets[:-1], np.int64), lengths)
+    pos = np.arange(int(lengths.sum())) - np.repeat(flows.offsets[:-1].astype(np.int64), lengths)
     band = _band(lengths, edges)[seg]
-    gaps = np.asarray(log_gaps, np.float64)
-    label = np.asarray(labels)[seg]
+    gaps = flows.iat.astype(np.float64) * flows.iat_scale  # log1p(gap in us)
+    label = flows.label[seg]
+    classes = list(flows.classes)
     out: dict[str, list[list[float] | None]] = {}
     qs = np.linspace(0.0, 1.0, QUANTILES)
     for i, name in enumerate(classes):

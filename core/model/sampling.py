@@ -528,10 +528,10 @@ class TrafficModel:
     def _job(
         self, client_net: str, server_net: str, seed: int, mtu: int, allow_copies: bool
     ) -> _Job:
-        prints = self.path / FINGERPRINTS_FILE
-        guard = "" if allow_copies or not prints.is_file() else str(prints)
+        guarded = not allow_copies and (self.path / FINGERPRINTS_FILE).is_file()
         return _Job(
-            self.stats, client_net, server_net, seed, mtu, fingerprints=guard,
+            self.stats, client_net, server_net, seed, mtu,
+            fingerprints=str(self.path) if guarded else "",
             gap_quantiles=self.meta.get("gap_quantiles"),
         )  # fmt: skip
 
@@ -749,7 +749,7 @@ class _Job:
     records: bool = False  # build pcap records (else return the repaired Traffic)
     nanosecond: bool = False
     path: str = "<memory>"
-    fingerprints: str = ""  # the model's fingerprints file: no copies of one-off flows
+    fingerprints: str = ""  # the model directory whose fingerprints no flow may copy
     gap_quantiles: dict[str, Any] | None = None  # long flows' gaps (netdiffusion.model.gaps)
 
 
@@ -761,7 +761,7 @@ def _finish_chunk(ft: FlowTensor, k: int, job: _Job) -> Traffic | PcapRecords:
     t = _assign(t, job.client_net, job.server_net, job.seed)
     t, _report = repair(t, synthetic=True, stats=job.stats, mtu=job.mtu, seed=job.seed + k)
     if job.fingerprints:
-        known = read_fingerprints(Path(job.fingerprints).parent)
+        known = read_fingerprints(job.fingerprints)
         if known is not None:
             t = avoid_copies(t, known)[0]
     if not job.records:

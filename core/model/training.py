@@ -45,7 +45,7 @@ from netdiffusion.encoding import FlowTensor, decode_flows, encode_flows
 from netdiffusion.model._errors import ModelError
 from netdiffusion.model.copies import FINGERPRINTS_FILE, training_fingerprints, write_fingerprints
 from netdiffusion.model.features import DEFAULT_IAT_BITS, FeatureLayout
-from netdiffusion.model.gaps import default_edges, gap_quantiles
+from netdiffusion.model.gaps import gap_quantiles
 from netdiffusion.model.modeldir import (
     FORMAT,
     FORMAT_VERSION,
@@ -736,14 +736,7 @@ def _meta(
         },
         "lengths": {c: hist[i].tolist() for i, c in enumerate(classes)},
         "flow_gap_ns": max(flow_gap, 1000.0),
-        "gap_quantiles": gap_quantiles(
-            ft.lengths,
-            ft.label,
-            ft.iat.astype(np.float64) * ft.iat_scale,
-            ft.offsets,
-            classes,
-            default_edges(p),
-        ),
+        "gap_quantiles": gap_quantiles(ft),
         "repair_stats": prep.stats.to_json(),
         "layout": layout.to_json(),
         "denoiser": {

@@ -7,7 +7,7 @@ import pytest
 
 from netdiffusion.encoding import encode_flows
 from netdiffusion.flows import cap_flows
-from netdiffusion.model.gaps import QUANTILES, calibrate_gaps, default_edges, gap_quantiles
+from netdiffusion.model.gaps import QUANTILES, calibrate_gaps, gap_quantiles
 
 
 @pytest.fixture(scope="module")
@@ -16,10 +16,7 @@ def real(tiny_traffic):
 
 
 def _entry(t):
-    ft = encode_flows(t, max_packets=16)
-    log_gaps = ft.iat.astype(np.float64) * ft.iat_scale
-    return gap_quantiles(ft.lengths, ft.label, log_gaps, ft.offsets, list(ft.classes),
-                         default_edges(16))  # fmt: skip
+    return gap_quantiles(encode_flows(t, max_packets=16))
 
 
 def _gaps(t):
