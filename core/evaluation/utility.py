@@ -224,6 +224,10 @@ def _minority(counts: Mapping[int, int]) -> list[int]:
     return order[: max(1, len(order) // 2)]
 
 
+#: False positive rates at which repeated discriminators' ROC curves are averaged.
+_ROC_GRID = np.linspace(0.0, 1.0, 201)
+
+
 def discriminator(
     real_x: NDArray[Any],
     other_x: NDArray[Any],
@@ -232,28 +236,59 @@ def discriminator(
     folds: int = 3,
     max_rows: int = 4000,
     trees: int = 100,
+    repeats: int = 5,
 ) -> tuple[float, NDArray[np.float64], NDArray[np.float64]]:
     """Cross-validated ROC AUC of a random forest telling ``real_x`` rows from ``other_x`` rows,
-    and the ROC curve (false and true positive rates). Both sides are subsampled to the same
-    size (at most ``max_rows``). Equal rows stay in one fold (grouped cross-validation): a row
-    and its copy on the other side would otherwise each be predicted from the other, with the
-    opposite label, pushing the AUC of identical data far below 0.5. NaN and empty curves when
-    a side has fewer than ``folds`` rows or there are fewer than ``folds`` distinct rows."""
-    from sklearn.metrics import roc_auc_score, roc_curve
-    from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict
+    and the ROC curve (false and true positive rates).
 
+    Both sides are balanced: each is cut to ``n`` rows, the smaller side's size (at most
+    ``max_rows``). When a side has more rows than that, it is split into up to ``repeats``
+    disjoint random subsamples of ``n`` rows, each told from the other side by its own forest:
+    the AUC is their mean and the curve their vertical average (true positive rates averaged
+    at fixed false positive rates). That is the same figure as one subsample's, with less of
+    the luck of which rows were drawn (with 658 real flows against 4,199 synthetic ones, one
+    subsample's AUC moved by +-0.03 from draw to draw). Equal rows stay in one fold (grouped
+    cross-validation): a row and its copy on the other side would otherwise each be predicted
+    from the other, with the opposite label, pushing the AUC of identical data far below 0.5.
+    NaN and empty curves when a side has fewer than ``folds`` rows or there are fewer than
+    ``folds`` distinct rows."""
     rng = np.random.default_rng(seed)
     n = min(len(real_x), len(other_x), max_rows)
     empty = np.zeros(0, np.float64)
     if n < folds:
         return float("nan"), empty, empty
-    sides = []
+    draws = []
     for x in (real_x, other_x):
-        if len(x) > n:
-            x = x[np.sort(rng.choice(len(x), n, replace=False))]
-        sides.append(np.asarray(x, np.float32))
-    x = np.concatenate(sides)
-    y = np.r_[np.zeros(n, np.int64), np.ones(n, np.int64)]
+        k = max(1, min(int(repeats), len(x) // n))
+        order = rng.permutation(len(x)) if len(x) > n else np.arange(len(x))
+        draws.append([np.sort(order[i * n : (i + 1) * n]) for i in range(k)])
+    runs = max(len(d) for d in draws)
+    aucs, tprs = [], []
+    for i in range(runs):
+        a = np.asarray(real_x, np.float32)[draws[0][i % len(draws[0])]]
+        b = np.asarray(other_x, np.float32)[draws[1][i % len(draws[1])]]
+        auc, fpr, tpr = _discriminate(a, b, seed + i, folds, trees)
+        if np.isnan(auc):
+            return float("nan"), empty, empty
+        if runs == 1:
+            return auc, fpr, tpr
+        aucs.append(auc)
+        tprs.append(np.interp(_ROC_GRID, fpr, tpr))
+    tpr = np.mean(tprs, axis=0)
+    tpr[0] = 0.0
+    return float(np.mean(aucs)), _ROC_GRID.copy(), tpr
+
+
+def _discriminate(
+    a: NDArray[np.float32], b: NDArray[np.float32], seed: int, folds: int, trees: int
+) -> tuple[float, NDArray[np.float64], NDArray[np.float64]]:
+    """One cross-validated forest on ``a`` (real, label 0) against ``b`` (label 1), same size."""
+    from sklearn.metrics import roc_auc_score, roc_curve
+    from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict
+
+    empty = np.zeros(0, np.float64)
+    x = np.concatenate([a, b])
+    y = np.r_[np.zeros(len(a), np.int64), np.ones(len(b), np.int64)]
     groups = np.unique(x, axis=0, return_inverse=True)[1].reshape(-1)
     if groups.max() + 1 < folds:
         return float("nan"), empty, empty

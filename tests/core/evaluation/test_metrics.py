@@ -149,6 +149,23 @@ def test_discriminator_identical_near_half_disjoint_one() -> None:
     assert np.isnan(util.discriminator(x[:2], far)[0])
 
 
+def test_discriminator_repeats_over_the_larger_side() -> None:
+    x, _ = _blobs(150, [0.0], 0)
+    more, _ = _blobs(800, [0.0], 1)  # five disjoint draws of 150 rows
+    auc, fpr, tpr = util.discriminator(x, more, trees=30)
+    assert 0.35 <= auc <= 0.65
+    assert fpr[0] == 0 and fpr[-1] == 1 and tpr[0] == 0 and tpr[-1] == pytest.approx(1.0)
+    assert (np.diff(tpr) >= -1e-12).all()
+    # each draw is one forest: the mean of five lies within their range
+    singles = [
+        util.discriminator(x, more[i * 150 : (i + 1) * 150], seed=i, trees=30)[0] for i in range(5)
+    ]
+    assert min(singles) - 0.05 <= auc <= max(singles) + 0.05
+    far, _ = _blobs(800, [10.0], 2)
+    auc, fpr, tpr = util.discriminator(x, far, trees=30)
+    assert auc == pytest.approx(1.0) and tpr[1] == pytest.approx(1.0)
+
+
 def test_macro_f1_known() -> None:
     y = np.array([0, 0, 1, 1])
     assert util.macro_f1(y, y, ["a", "b"]) == (1.0, {"a": 1.0, "b": 1.0})
