@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="do not train: recompute what the model at --out keeps beside its weights from the "
         "training files, as training does (fingerprints of one-off flows, long flows' gap "
-        "quantiles), and its model card",
+        "quantiles, the sampler settings), and its model card",
     )
     args = ap.parse_args(argv)
 
@@ -183,11 +183,13 @@ def _card_held_out(out: Path, n_held: int, rule: str, recipe: str) -> None:
 
 def _statistics_only(out: Path, traffic: Traffic) -> int:
     """Recompute the fingerprints and gap quantiles of the built model ``out`` from its training
-    flows, as training does, and rewrite its model card (its held-out section kept as it is)."""
+    flows, as training does, set its sampler settings to training's defaults (its default steps
+    and guidance kept), and rewrite its model card (its held-out section kept as it is)."""
     from netdiffusion.encoding import encode_flows
     from netdiffusion.model.copies import training_fingerprints, write_fingerprints
     from netdiffusion.model.gaps import gap_quantiles
     from netdiffusion.model.modeldir import read_meta, write_meta
+    from netdiffusion.model.schedule import DEFAULT_MIN_LOG_SNR, DEFAULT_SOLVER_ORDER
 
     meta = read_meta(out)
     card = (out / "README.md").read_text()
@@ -198,12 +200,13 @@ def _statistics_only(out: Path, traffic: Traffic) -> int:
     meta["data"]["fingerprints"] = len(ids)
     entry = gap_quantiles(encode_flows(traffic, max_packets=max_packets))
     meta["gap_quantiles"] = entry
+    meta["sampling"].update(solver_order=DEFAULT_SOLVER_ORDER, min_log_snr=DEFAULT_MIN_LOG_SNR)
     write_meta(out, meta)
     with (out / "README.md").open("a") as fh:
         fh.write(tail)
     print(
-        f"fingerprints of {len(ids)} one-off training flows and gap quantiles of "
-        f"{len(entry['quantiles'])} classes written to {out}"
+        f"fingerprints of {len(ids)} one-off training flows, gap quantiles of "
+        f"{len(entry['quantiles'])} classes and sampler settings written to {out}"
     )
     return 0
 

@@ -99,6 +99,7 @@ def _fmt(v: Any) -> str:
 def model_card(meta: dict[str, Any]) -> str:
     """The model card (Markdown) for ``meta``."""
     tr = meta.get("training", {})
+    sampling = meta.get("sampling", {})
     val = meta.get("validation", {})
     data = meta.get("data", {})
     cfg = meta.get("denoiser", {})
@@ -126,9 +127,10 @@ def model_card(meta: dict[str, Any]) -> str:
             else ""
         ),
         f"- flows of up to {layout.get('max_packets')} packets; prediction "
-        f"`{meta.get('prediction_type')}`; DDPM training, DPM-Solver++ sampling with steps uniform "
-        f"in log-SNR ({meta.get('sampling', {}).get('steps')} steps by default, guidance "
-        f"{meta.get('sampling', {}).get('guidance')})",
+        f"`{meta.get('prediction_type')}`; DDPM training, DPM-Solver++ sampling (order "
+        f"{sampling.get('solver_order', 2)}; {sampling.get('steps')} steps by default: pure noise, "
+        f"then uniform in log-SNR from {sampling.get('min_log_snr', 'the schedule end')}; "
+        f"guidance {sampling.get('guidance')})",
         f"- FLOPs per generated packet and denoising step: {meta.get('flops_per_packet_step')}",
         "",
         "## Training",

@@ -52,6 +52,7 @@ from netdiffusion.model.modeldir import (
     SCHEDULER_DIR,
     write_meta,
 )
+from netdiffusion.model.schedule import DEFAULT_MIN_LOG_SNR, DEFAULT_SOLVER_ORDER
 from netdiffusion.repair import RepairStats
 
 __all__ = [
@@ -751,6 +752,8 @@ def _meta(
             "steps": kw["sampling_steps"],
             "guidance": kw["sampling_guidance"],
             "solver": "dpmsolver++",
+            "solver_order": DEFAULT_SOLVER_ORDER,
+            "min_log_snr": DEFAULT_MIN_LOG_SNR,
         },
         "training": {
             "steps": result.steps,
