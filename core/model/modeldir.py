@@ -37,6 +37,7 @@ from typing import Any
 
 from netdiffusion._atomic import atomic_output
 from netdiffusion.model._errors import ModelError
+from netdiffusion.model.schedule import DEFAULT_MIN_LOG_SNR, DEFAULT_SOLVER_ORDER
 
 __all__ = [
     "FORMAT",
@@ -128,8 +129,9 @@ def model_card(meta: dict[str, Any]) -> str:
         ),
         f"- flows of up to {layout.get('max_packets')} packets; prediction "
         f"`{meta.get('prediction_type')}`; DDPM training, DPM-Solver++ sampling (order "
-        f"{sampling.get('solver_order', 2)}; {sampling.get('steps')} steps by default: pure noise, "
-        f"then uniform in log-SNR from {sampling.get('min_log_snr', 'the schedule end')}; "
+        f"{sampling.get('solver_order', DEFAULT_SOLVER_ORDER)}; {sampling.get('steps')} steps by "
+        f"default: pure noise, then uniform in log-SNR from "
+        f"{sampling.get('min_log_snr', DEFAULT_MIN_LOG_SNR)}; "
         f"guidance {sampling.get('guidance')})",
         f"- FLOPs per generated packet and denoising step: {meta.get('flops_per_packet_step')}",
         "",
