@@ -21,6 +21,8 @@ _HEADLINE = (
     ("imbalance minority F1 gain", "utility.imbalance.minority_gain", None),
     ("exact copies of training flows", "privacy.exact_copies",
      "baselines.real_resample.privacy.exact_copies"),
+    ("exact copies, share of flows", "privacy.exact_copy_rate",
+     "baselines.real_resample.privacy.exact_copy_rate"),
     ("membership-inference AUC", "privacy.membership_auc",
      "baselines.real_resample.privacy.membership_auc"),
     ("tshark error rate", "validity.synthetic.tshark.error_rate",

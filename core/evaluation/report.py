@@ -51,6 +51,7 @@ SUMMARY: tuple[tuple[str, str, str | None, str], ...] = (
     ("TSTR / TRTR", "utility.tstr_ratio", None, ">= 0.9"),
     ("imbalance: minority F1 gain", "utility.imbalance.minority_gain", None, "> 0"),
     ("exact copies of training flows", "privacy.exact_copies", None, "0"),
+    ("exact copies, share of flows", "privacy.exact_copy_rate", None, "-"),
     ("exact copies, flows of 3+ packets", "privacy.exact_copies_long", None, "0"),
     ("exact copies of one-off training flows", "privacy.exact_copies_unique", None, "-"),
     ("header-sequence copies (gaps left out)", "privacy.header_copies", None, "-"),
