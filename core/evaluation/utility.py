@@ -263,10 +263,11 @@ def discriminator(
         order = rng.permutation(len(x)) if len(x) > n else np.arange(len(x))
         draws.append([np.sort(order[i * n : (i + 1) * n]) for i in range(k)])
     runs = max(len(d) for d in draws)
+    real, other = np.asarray(real_x, np.float32), np.asarray(other_x, np.float32)
     aucs, tprs = [], []
     for i in range(runs):
-        a = np.asarray(real_x, np.float32)[draws[0][i % len(draws[0])]]
-        b = np.asarray(other_x, np.float32)[draws[1][i % len(draws[1])]]
+        a = real[draws[0][i % len(draws[0])]]
+        b = other[draws[1][i % len(draws[1])]]
         auc, fpr, tpr = _discriminate(a, b, seed + i, folds, trees)
         if np.isnan(auc):
             return float("nan"), empty, empty

@@ -18,9 +18,10 @@ flows per class), ``class_proportions`` (their shares: the default mix when gene
 flow starts in the training captures), ``gap_quantiles`` (per class, the training gaps of long
 flows, :mod:`netdiffusion.model.gaps`), ``repair_stats`` (``ttl_modes`` and ``service_ports``
 per class, for :class:`~netdiffusion.repair.RepairStats`), ``prediction_type``, ``sampling``
-(default steps and guidance), ``training`` (steps, batch size, learning rate, seed, final loss,
-time, devices), ``validation`` (loss overall and per class on held-out capture files) and
-``data`` (capture files used for training and for validation, packet and flow counts, and
+(default steps and guidance, solver order and where the steps start in log-SNR,
+:mod:`netdiffusion.model.schedule`), ``training`` (steps, batch size, learning rate, seed,
+final loss, time, devices), ``validation`` (loss overall and per class on held-out capture
+files) and ``data`` (capture files used for training and for validation, packet and flow counts, and
 ``fingerprints``: how many identities of one-off training flows ``fingerprints.safetensors``
 holds).
 

@@ -114,7 +114,7 @@ class _Data:
     file_names: list[str]
     classes: list[str]
     stats: RepairStats
-    identities: NDArray[np.uint64]  # of the flows seen once, for the model's fingerprints
+    identities: NDArray[np.uint64]  # of the flows seen once (empty without fingerprints)
 
 
 def _first_packets(flow: NDArray[np.int64], n_flows: int) -> NDArray[np.int64]:
@@ -153,7 +153,11 @@ def _prepare(
     max_packets: int,
     flow_files: NDArray[np.integer] | None,
     file_names: Sequence[str] | None,
+    fingerprints: bool,
 ) -> _Data:
+    """The training flows, their files and classes, repair statistics and, with
+    ``fingerprints``, the identities of the flows seen once."""
+    none = np.zeros(0, np.uint64)
     if isinstance(data, Traffic):
         if data.n_packets == 0:
             raise ModelError("no packets to train on")
@@ -162,7 +166,7 @@ def _prepare(
         files = data.file[first[ft.flow_id]].astype(np.int64)
         names = list(data.files)
         stats = RepairStats.learn(data)
-        identities = training_fingerprints(data, max_packets)
+        identities = training_fingerprints(data, max_packets) if fingerprints else none
     else:
         ft = replace(data)  # labels are remapped below: never touch the caller's object
         files = (
@@ -173,7 +177,7 @@ def _prepare(
         names = list(file_names or [])
         decoded = decode_flows(ft)
         stats = RepairStats.learn(decoded)
-        identities = training_fingerprints(decoded, max_packets)
+        identities = training_fingerprints(decoded, max_packets) if fingerprints else none
     if ft.n_flows == 0:
         raise ModelError("no flows to train on")
     label = ft.label.copy()
@@ -427,7 +431,7 @@ def train_model(
     dev = acc.device
     rank, world = acc.process_index, acc.num_processes
 
-    prep = _prepare(data, max_packets, flow_files, file_names)
+    prep = _prepare(data, max_packets, flow_files, file_names, fingerprints)
     ft = prep.flows
     val_idx_files: list[int] | None = None
     if val_files is not None:

@@ -106,3 +106,20 @@ def test_training_writes_fingerprints_and_generation_avoids_them(
         assert not np.isin(got, ids[::2]).any()
         assert np.array_equal(got[1::2], ids[1::2])  # the others are untouched
         assert guarded.n_packets == free.n_packets
+
+
+def test_training_without_fingerprints_keeps_none(tiny_traffic, tmp_path: Path) -> None:
+    from netdiffusion.model import load_model, train_model
+    from netdiffusion.model.modeldir import read_meta
+
+    from .conftest import TINY
+
+    out = tmp_path / "private"
+    train_model(
+        tiny_traffic, out, max_packets=16, config=TINY, steps=2, batch_size=32, seed=0,
+        checkpoint_every=0, progress=False, fingerprints=False,
+    )  # fmt: skip
+    assert not (out / FINGERPRINTS_FILE).exists() and read_fingerprints(out) is None
+    assert "fingerprints" not in read_meta(out)["data"]
+    assert "fingerprints.safetensors" not in (out / "README.md").read_text()
+    assert load_model(out, device="cpu").generate(20, seed=1).n_flows > 0  # no guard needed
